@@ -1,0 +1,137 @@
+"""Command line: ``lmmsim scenarios``, ``lmmsim simulate``.
+
+Errors print one line to stderr and exit with status 2; no output file is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from lmmsim import scenarios
+from lmmsim.io import csv_text, write_files
+from lmmsim.roster import course_datasets, read_roster
+from lmmsim.simulate import simulate
+
+
+class UsageError(ValueError):
+    """A malformed command line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage block
+        raise UsageError(message)
+
+
+def parse_settings(scenario: scenarios.Scenario, settings: list[str]) -> dict[str, Any]:
+    """``["n_plots=12", "rho=0.3"]`` -> typed parameters, by the type of each default."""
+    params: dict[str, Any] = {}
+    defaults = scenario.parameters
+    for item in settings:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name or not text.strip():
+            raise ValueError(f"--set: got {item!r}, expected NAME=VALUE, e.g. --set {next(iter(defaults))}={next(iter(defaults.values()))}")
+        if name not in defaults:
+            raise ValueError(f"--set: {name!r} is not a parameter of scenario {scenario.name!r}; expected one of {list(defaults)}")
+        params[name] = _convert(name, text.strip(), defaults[name])
+    return params
+
+
+def _convert(name: str, text: str, default: Any) -> Any:
+    if isinstance(default, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"--set: {name}={text!r} is not a whole number") from None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"--set: {name}={text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"--set: {name}={text!r} is not a finite number")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="lmmsim", description="Simulate grouped data with known truth.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands.add_parser("scenarios", help="list the scenarios with their parameters and defaults")
+
+    sim = commands.add_parser("simulate", help="simulate a scenario's data")
+    sim.add_argument("scenario", help="scenario name (see `lmmsim scenarios`)")
+    sim.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="change a parameter")
+    sim.add_argument("--seed", type=_nonnegative, help="random seed (one dataset)")
+    sim.add_argument("--out", type=Path, help="CSV file for the data")
+    sim.add_argument("--truth", type=Path, help="JSON file for the true parameters")
+    sim.add_argument("--roster", type=Path, help="CSV with a student_id column (one dataset per student)")
+    sim.add_argument("--course-seed", type=_nonnegative, help="course seed (with --roster)")
+    sim.add_argument("--outdir", type=Path, help="folder for the students' files (with --roster)")
+    return parser
+
+
+def _nonnegative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected a non-negative whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"got {value}, expected a non-negative whole number")
+    return value
+
+
+def _list_scenarios() -> str:
+    lines = []
+    for scenario in scenarios.SCENARIOS.values():
+        lines.append(f"{scenario.name}: {scenario.summary}")
+        lines.append(f"  model: {scenario.model.lme4}")
+        lines.extend(f"  {name} = {default!r}" for name, default in scenario.parameters.items())
+    return "\n".join(lines)
+
+
+def _simulate(args: argparse.Namespace) -> str:
+    scenario = scenarios.get(args.scenario)
+    params = parse_settings(scenario, args.set)
+    if args.roster is not None:
+        for flag, value in (("--course-seed", args.course_seed), ("--outdir", args.outdir)):
+            if value is None:
+                raise UsageError(f"{flag} is required with --roster")
+        for flag, value in (("--seed", args.seed), ("--out", args.out), ("--truth", args.truth)):
+            if value is not None:
+                raise UsageError(f"{flag} cannot be combined with --roster")
+        files = course_datasets(scenario, params, read_roster(args.roster), args.course_seed)
+        if not args.outdir.parent.is_dir():
+            raise ValueError(f"--outdir: folder {str(args.outdir.parent)!r} does not exist")
+        args.outdir.mkdir(exist_ok=True)
+        write_files({args.outdir / name: text for name, text in files.items()})
+        return f"wrote {len(files) - 1} datasets and answer_key.json to {args.outdir}"
+    for flag, value in (("--seed", args.seed), ("--out", args.out), ("--truth", args.truth)):
+        if value is None:
+            raise UsageError(f"{flag} is required (or use --roster for coursework)")
+    if args.out.resolve() == args.truth.resolve():
+        raise UsageError("--out and --truth must be different files")
+    sim = simulate(scenario(**params), args.seed, provenance={"scenario": scenario.name, "parameters": params})
+    write_files({args.out: csv_text(sim.data), args.truth: sim.truth.to_json()})
+    return f"wrote {len(sim.data)} rows to {args.out} and the truth to {args.truth}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "scenarios":
+            print(_list_scenarios())
+        elif args.command == "simulate":
+            print(_simulate(args))
+    except ValueError as err:  # UsageError included
+        message = " ".join(str(err).split())
+        print(f"lmmsim: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

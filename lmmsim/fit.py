@@ -1,0 +1,275 @@
+"""Fit simulated data with a linear mixed model (statsmodels MixedLM) or naive OLS.
+
+Every fit carries a :class:`FitStatus`: whether the optimizer converged, whether the
+estimate lies on the boundary of the parameter space (a variance estimated as zero, a
+correlation of ±1), and the warnings statsmodels raised, which would otherwise scroll
+past unseen.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import statsmodels.formula.api as smf
+from scipy import stats
+
+from lmmsim.design import INTERCEPT
+from lmmsim.model import ModelSpec
+
+Z95 = stats.norm.ppf(0.975)
+# An SD below this fraction of the residual SD is reported as a boundary (singular) fit.
+BOUNDARY_TOL = 1e-3
+OPTIMIZERS = ("lbfgs", "powell", "nm")
+
+
+@dataclass(frozen=True)
+class FitStatus:
+    """How a fit ended.
+
+    Attributes
+    ----------
+    converged : bool
+        The optimizer reported convergence and raised no convergence warning.
+    boundary : bool
+        A variance component is (numerically) zero or a correlation is ±1: the fit is
+        singular and its variance-component inference is unreliable.
+    message : str
+        One line for people: ``"converged"``, or what went wrong.
+    warnings : tuple of str
+        Every distinct warning raised while fitting.
+    """
+
+    converged: bool
+    boundary: bool = False
+    message: str = "converged"
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Converged and not on the boundary."""
+        return self.converged and not self.boundary
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class Fit:
+    """One fitted model.
+
+    Attributes
+    ----------
+    method : str
+        ``"REML"``, ``"ML"``, ``"OLS"`` or ``"OLS (cluster-robust)"``.
+    estimates : pandas.DataFrame
+        Indexed by parameter name; columns ``estimate``, ``se``, ``ci_low``, ``ci_high``
+        (95 %, Wald). Fixed effects use the names of X's columns; variance parameters
+        are ``sd(term|factor)``, ``cor(term1,term2|factor)`` and ``sd(residual)``. SE and
+        CI are NaN where statsmodels gives no standard error (residual SD,
+        correlations) or where the fit is on the boundary.
+    status : FitStatus
+        Convergence and boundary status.
+    loglik : float
+        Maximised (restricted, for REML) log-likelihood.
+    nobs : int
+        Observations used.
+    result : object
+        The underlying statsmodels results object.
+    """
+
+    method: str
+    estimates: pd.DataFrame
+    status: FitStatus
+    loglik: float
+    nobs: int
+    result: Any = field(default=None, repr=False, compare=False)
+
+
+def prepare(data: pd.DataFrame, model: ModelSpec) -> pd.DataFrame:
+    """Apply the model's level order to categorical columns (reference level first)."""
+    if not isinstance(data, pd.DataFrame):
+        raise ValueError(f"data: got {type(data).__name__}, expected a pandas DataFrame")
+    missing = [c for c in (model.outcome, model.groups, *model.vc_formula) if c not in data.columns]
+    if missing:
+        raise ValueError(f"data: columns {missing} are missing; the data have {list(data.columns)}")
+    data = data.copy()
+    for column, levels in model.levels.items():
+        data[column] = pd.Categorical(data[column], categories=list(levels))
+    return data
+
+
+def fit_lmm(data: pd.DataFrame, model: ModelSpec, *, reml: bool = True, optimizers=OPTIMIZERS) -> Fit:
+    """Fit a linear mixed model with statsmodels MixedLM.
+
+    Optimizers are tried in order until one converges without warnings; if none does,
+    the attempt with the highest log-likelihood is returned with ``converged=False``.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        The data, e.g. ``Simulation.data``.
+    model : ModelSpec
+        Formula, grouping factor, random effects and variance components.
+    reml : bool
+        REML (default) or maximum likelihood.
+    optimizers : sequence of str
+        statsmodels ``method`` names to try, in order.
+
+    Returns
+    -------
+    Fit
+    """
+    data = prepare(data, model)
+    method = "REML" if reml else "ML"
+    lmm = smf.mixedlm(
+        model.formula,
+        data,
+        groups=model.groups,
+        re_formula=model.re_formula,
+        vc_formula=dict(model.vc_formula) or None,
+    )
+    attempts = []
+    for optimizer in optimizers:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result = lmm.fit(reml=reml, method=optimizer)
+            except (np.linalg.LinAlgError, ValueError) as err:
+                attempts.append((None, optimizer, (f"{type(err).__name__}: {err}",)))
+                continue
+        messages = tuple(dict.fromkeys(str(w.message).strip() for w in caught))
+        attempts.append((result, optimizer, messages))
+        if result.converged and not any("converge" in m.lower() for m in messages):
+            break
+    fitted = [a for a in attempts if a[0] is not None]
+    if not fitted:
+        status = FitStatus(False, False, f"failed: {attempts[-1][2][0]}", attempts[-1][2])
+        return Fit(method, _empty_estimates(), status, float("nan"), len(data))
+    result, optimizer, messages = max(fitted, key=lambda a: (_converged(a), a[0].llf))
+    estimates = _lmm_estimates(result, model)
+    status = _status(result, optimizer, messages, estimates)
+    if status.boundary:
+        variance_rows = ~estimates.index.isin(result.fe_params.index)
+        estimates.loc[variance_rows, ["se", "ci_low", "ci_high"]] = np.nan
+    return Fit(method, estimates, status, float(result.llf), int(result.nobs), result)
+
+
+def _converged(attempt) -> bool:
+    result, _, messages = attempt
+    return bool(result.converged) and not any("converge" in m.lower() for m in messages)
+
+
+def _status(result, optimizer: str, messages: tuple[str, ...], estimates: pd.DataFrame) -> FitStatus:
+    converged = _converged((result, optimizer, messages))
+    sd_rows = estimates.index.str.startswith("sd(") & (estimates.index != "sd(residual)")
+    sigma = np.sqrt(result.scale)
+    small = estimates.index[sd_rows & (estimates["estimate"] < BOUNDARY_TOL * sigma)]
+    cor_rows = estimates.index.str.startswith("cor(")
+    extreme = estimates.index[cor_rows & (estimates["estimate"].abs() > 1 - 1e-6)]
+    flagged = any("boundary" in m.lower() for m in messages)
+    boundary = bool(len(small) or len(extreme) or flagged)
+    if not converged:
+        message = f"not converged ({optimizer})"
+    elif boundary:
+        which = list(small) + list(extreme)
+        message = f"boundary (singular fit): {', '.join(which) if which else 'see warnings'}"
+    else:
+        message = "converged" if optimizer == OPTIMIZERS[0] else f"converged ({optimizer})"
+    return FitStatus(converged, boundary, message, messages)
+
+
+def _lmm_estimates(result, model: ModelSpec) -> pd.DataFrame:
+    fe = pd.DataFrame({"estimate": result.fe_params, "se": result.bse_fe})
+    fe["ci_low"] = fe["estimate"] - Z95 * fe["se"]
+    fe["ci_high"] = fe["estimate"] + Z95 * fe["se"]
+
+    # statsmodels orders its variance parameters as: lower triangle of cov_re, then the
+    # variance components. They are estimated relative to the residual variance, so their
+    # SEs scale by it; a Monte Carlo check (tests/test_fit.py) confirms this calibration,
+    # whereas `bse_re` and the summary table scale by its square root only.
+    k_fe = len(result.fe_params)
+    var_se = result.scale * np.asarray(result.bse)[k_fe:]
+    terms = _re_terms(result.cov_re.index, model.groups)
+    rows = {}
+    q = len(terms)
+    tril = list(zip(*np.tril_indices(q)))
+    cov = result.cov_re.to_numpy()
+    sd = np.sqrt(np.clip(np.diag(cov), 0, None))
+    for (i, j), se_var in zip(tril, var_se[: len(tril)]):
+        if i == j:
+            rows[f"sd({terms[i]}|{model.groups})"] = _sd_row(sd[i], se_var)
+        else:
+            r = cov[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
+            rows[f"cor({terms[j]},{terms[i]}|{model.groups})"] = (r, np.nan, np.nan, np.nan)
+    for name, variance, se_var in zip(result.model.exog_vc.names, result.vcomp, var_se[len(tril):]):
+        rows[f"sd({INTERCEPT}|{name})"] = _sd_row(np.sqrt(max(variance, 0.0)), se_var)
+    rows["sd(residual)"] = (np.sqrt(result.scale), np.nan, np.nan, np.nan)
+    vc = pd.DataFrame.from_dict(rows, orient="index", columns=["estimate", "se", "ci_low", "ci_high"])
+    out = pd.concat([fe, vc])
+    out.index.name = "parameter"
+    return out
+
+
+def _sd_row(sd: float, se_var: float) -> tuple[float, float, float, float]:
+    """SD with a delta-method SE and a Wald interval on the log scale (which keeps it
+    positive); undefined at zero."""
+    if not (sd > 0 and np.isfinite(se_var)):
+        return (sd, np.nan, np.nan, np.nan)
+    se = se_var / (2 * sd)
+    half = Z95 * se / sd
+    return (sd, se, sd * np.exp(-half), sd * np.exp(half))
+
+
+def _re_terms(names, groups: str) -> list[str]:
+    """statsmodels calls the random intercept after the grouping column; we call it Intercept."""
+    return [INTERCEPT if n in (groups, "Group", INTERCEPT) else str(n) for n in names]
+
+
+def fit_ols(data: pd.DataFrame, model: ModelSpec, *, cluster: bool = False) -> Fit:
+    """Fit the fixed effects by ordinary least squares, ignoring the grouping.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        The data.
+    model : ModelSpec
+        Its formula gives the fixed effects; the random effects are ignored.
+    cluster : bool
+        Use cluster-robust (sandwich) standard errors with ``model.groups`` as clusters.
+
+    Returns
+    -------
+    Fit
+        With ``sd(residual)`` as the only variance parameter.
+    """
+    data = prepare(data, model)
+    ols = smf.ols(model.formula, data)
+    if cluster:
+        codes = pd.factorize(data[model.groups])[0]
+        result = ols.fit(cov_type="cluster", cov_kwds={"groups": codes})
+    else:
+        result = ols.fit()
+    ci = result.conf_int(alpha=0.05)
+    estimates = pd.DataFrame(
+        {"estimate": result.params, "se": result.bse, "ci_low": ci[0], "ci_high": ci[1]}
+    )
+    estimates.loc["sd(residual)"] = (np.sqrt(result.scale), np.nan, np.nan, np.nan)
+    estimates.index.name = "parameter"
+    return Fit(
+        "OLS (cluster-robust)" if cluster else "OLS",
+        estimates,
+        FitStatus(True),
+        float(result.llf),
+        int(result.nobs),
+        result,
+    )
+
+
+def _empty_estimates() -> pd.DataFrame:
+    frame = pd.DataFrame(columns=["estimate", "se", "ci_low", "ci_high"], dtype=float)
+    frame.index.name = "parameter"
+    return frame

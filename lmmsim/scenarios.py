@@ -1,0 +1,284 @@
+"""The book's three studies, each a thin function over the core.
+
+Every scenario is called with keyword parameters (all have defaults) and returns a
+:class:`~lmmsim.design.Design`; it also knows the model that fits it::
+
+    >>> from lmmsim import scenarios, simulate
+    >>> design = scenarios.plant_growth(n_plots=12)
+    >>> scenarios.plant_growth.model.lme4
+    'height ~ week * treatment + (1 + week | plot)'
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from lmmsim.design import Categorical, Design, Dropout, Factor, Indicator, Normal, RandomEffect
+from lmmsim.model import ModelSpec
+from lmmsim.validate import check_count, check_finite, check_sd
+
+PLANT_TREATMENTS = ("Control", "FertA", "FertB")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A named study: a design builder with defaults, and the model that fits it.
+
+    Attributes
+    ----------
+    name : str
+        Name used on the command line.
+    build : callable
+        Keyword parameters -> Design.
+    model : ModelSpec
+        The statsmodels/lme4 model for the scenario's data.
+    minimum : dict of str to int
+        Smallest allowed value of each count parameter.
+    """
+
+    name: str
+    build: Callable[..., Design]
+    model: ModelSpec
+    minimum: dict[str, int]
+
+    @property
+    def summary(self) -> str:
+        """First line of the builder's docstring."""
+        return inspect.getdoc(self.build).splitlines()[0]
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """Parameter names and defaults, in order."""
+        return {p.name: p.default for p in inspect.signature(self.build).parameters.values()}
+
+    def __call__(self, **params: Any) -> Design:
+        unknown = set(params) - set(self.parameters)
+        if unknown:
+            raise ValueError(
+                f"parameter {sorted(unknown)[0]!r} is not a parameter of scenario {self.name!r}; "
+                f"expected one of {list(self.parameters)}"
+            )
+        for name, value in params.items():
+            if isinstance(self.parameters[name], int):
+                params[name] = check_count(name, value, minimum=self.minimum[name])
+            elif name.startswith("sigma"):
+                params[name] = check_sd(name, value)
+            else:
+                params[name] = check_finite(name, value)
+        if "rho" in params and not -1 <= params["rho"] <= 1:
+            raise ValueError(f"rho: got {params['rho']}, a correlation must lie in [-1, 1]")
+        if "dropout" in params and not 0 <= params["dropout"] < 1:
+            raise ValueError(f"dropout: got {params['dropout']}, expected a probability in [0, 1)")
+        return self.build(**params)
+
+
+def _schools(
+    n_schools: int = 20,
+    n_classrooms: int = 4,
+    n_students: int = 20,
+    beta0: float = 50.0,
+    beta1: float = 5.0,
+    beta2: float = 3.0,
+    sigma_school: float = 6.0,
+    sigma_classroom: float = 4.0,
+    sigma_e: float = 10.0,
+) -> Design:
+    """Students in classrooms in schools; a teaching method assigned to half the schools.
+
+    score = β0 + β1·method + β2·ses + u_school + v_classroom + ε, where ``method`` is 1 in
+    the schools that use the new teaching method and ``ses`` is a standardised
+    student-level socio-economic index.
+
+    Parameters
+    ----------
+    n_schools, n_classrooms, n_students : int
+        Schools; classrooms per school; students per classroom.
+    beta0 : float
+        Mean score under the old method at ses = 0.
+    beta1 : float
+        Effect of the new teaching method (school level).
+    beta2 : float
+        Effect of one SD of ses (student level).
+    sigma_school, sigma_classroom, sigma_e : float
+        SDs of school intercepts, classroom intercepts and residuals.
+    """
+    return Design(
+        factors=(
+            Factor("school", n_schools),
+            Factor("classroom", n_classrooms, within="school"),
+            Factor("student", n_students, within="classroom"),
+        ),
+        covariates=(Indicator("method", share=0.5, level="school"), Normal("ses")),
+        formula="method + ses",
+        beta={"Intercept": beta0, "method": beta1, "ses": beta2},
+        random=(
+            RandomEffect("school", {"Intercept": sigma_school}),
+            RandomEffect("classroom", {"Intercept": sigma_classroom}),
+        ),
+        sigma_e=sigma_e,
+        outcome="score",
+    )
+
+
+def _blood_pressure(
+    n_patients: int = 40,
+    n_weeks: int = 8,
+    beta0: float = 150.0,
+    beta1: float = -0.3,
+    beta2: float = 0.0,
+    beta3: float = -1.5,
+    sigma_u0: float = 12.0,
+    sigma_u1: float = 1.0,
+    rho: float = -0.3,
+    sigma_e: float = 6.0,
+    dropout: float = 0.0,
+    dropout_slope: float = 1.0,
+) -> Design:
+    """Patients measured weekly after starting a drug or placebo, with optional dropout.
+
+    bp = β0 + β1·week + β2·drug + β3·week·drug + u0 + u1·week + ε, with (u0, u1) per patient
+    correlated (ρ). Weeks run 0, 1, ..., n_weeks - 1; half the patients get the drug.
+
+    Parameters
+    ----------
+    n_patients, n_weeks : int
+        Patients; weekly visits per patient (week 0 is the baseline visit).
+    beta0 : float
+        Mean systolic blood pressure (mmHg) at week 0 under placebo.
+    beta1 : float
+        Weekly change under placebo (mmHg/week).
+    beta2 : float
+        Drug minus placebo at week 0 (0 in a randomised trial).
+    beta3 : float
+        Drug minus placebo in the weekly change (mmHg/week): the treatment effect.
+    sigma_u0, sigma_u1 : float
+        SDs of the patients' intercepts and slopes.
+    rho : float
+        Correlation of a patient's intercept and slope.
+    sigma_e : float
+        Residual SD (visit-to-visit noise).
+    dropout : float
+        Probability of leaving the study after a visit, at an average reading; 0 keeps
+        every visit.
+    dropout_slope : float
+        Log-odds of leaving per SD of the last reading: patients whose blood pressure is
+        high leave more often (missing at random).
+    """
+    return Design(
+        factors=(Factor("patient", n_patients), Factor("week", n_weeks, within="patient", values=range(n_weeks))),
+        covariates=(Indicator("drug", share=0.5, level="patient"),),
+        formula="week * drug",
+        beta={"Intercept": beta0, "week": beta1, "drug": beta2, "week:drug": beta3},
+        random=(RandomEffect("patient", {"Intercept": sigma_u0, "week": sigma_u1}, corr=rho),),
+        sigma_e=sigma_e,
+        outcome="bp",
+        dropout=Dropout("patient", "week", rate=dropout, slope=dropout_slope) if dropout > 0 else None,
+    )
+
+
+def _plant_growth(
+    n_plots: int = 12,
+    n_weeks: int = 6,
+    beta0: float = 10.0,
+    beta1: float = 2.0,
+    beta2: float = 0.8,
+    beta3: float = 1.6,
+    shift_a: float = 0.0,
+    shift_b: float = 0.0,
+    sigma_u0: float = 1.0,
+    sigma_u1: float = 0.4,
+    rho: float = 0.2,
+    sigma_e: float = 0.8,
+) -> Design:
+    """The article's fertilizer experiment: Control, FertA and FertB plots measured weekly.
+
+    height = β0 + β1·week + β2·week·A + β3·week·B + shift_a·A + shift_b·B + u0 + u1·week + ε.
+    The fertilizers change the weekly growth rate (β2, β3), as the article's text says;
+    ``shift_a``/``shift_b`` are the intercept shifts that its printed equation has instead
+    (0 by default: plots are randomised before the fertilizer is applied).
+
+    Parameters
+    ----------
+    n_plots, n_weeks : int
+        Plots (split as evenly as possible over the three treatments); weekly
+        measurements per plot, at weeks 0, 1, ..., n_weeks - 1.
+    beta0 : float
+        Mean height (cm) of Control plants at week 0.
+    beta1 : float
+        Weekly growth of Control plants (cm/week).
+    beta2, beta3 : float
+        Extra weekly growth under Fertilizer A and B (cm/week).
+    shift_a, shift_b : float
+        Height difference of A and B plots from Control at week 0 (cm).
+    sigma_u0, sigma_u1 : float
+        SDs of the plots' intercepts and growth rates.
+    rho : float
+        Correlation of a plot's intercept and growth rate.
+    sigma_e : float
+        Residual SD (measurement noise).
+    """
+    return Design(
+        factors=(Factor("plot", n_plots), Factor("week", n_weeks, within="plot", values=range(n_weeks))),
+        covariates=(Categorical("treatment", PLANT_TREATMENTS, level="plot"),),
+        formula="week * treatment",
+        beta={
+            "Intercept": beta0,
+            "treatment[T.FertA]": shift_a,
+            "treatment[T.FertB]": shift_b,
+            "week": beta1,
+            "week:treatment[T.FertA]": beta2,
+            "week:treatment[T.FertB]": beta3,
+        },
+        random=(RandomEffect("plot", {"Intercept": sigma_u0, "week": sigma_u1}, corr=rho),),
+        sigma_e=sigma_e,
+        outcome="height",
+    )
+
+
+schools = Scenario(
+    "schools",
+    _schools,
+    ModelSpec(
+        formula="score ~ method + ses",
+        groups="school",
+        re_formula="1",
+        vc_formula={"classroom": "0 + C(classroom)"},
+        lme4="score ~ method + ses + (1 | school) + (1 | school:classroom)",
+    ),
+    minimum={"n_schools": 2, "n_classrooms": 1, "n_students": 1},
+)
+blood_pressure = Scenario(
+    "blood_pressure",
+    _blood_pressure,
+    ModelSpec(
+        formula="bp ~ week * drug",
+        groups="patient",
+        re_formula="~week",
+        lme4="bp ~ week * drug + (1 + week | patient)",
+    ),
+    minimum={"n_patients": 2, "n_weeks": 2},
+)
+plant_growth = Scenario(
+    "plant_growth",
+    _plant_growth,
+    ModelSpec(
+        formula="height ~ week * treatment",
+        groups="plot",
+        re_formula="~week",
+        lme4="height ~ week * treatment + (1 + week | plot)",
+        levels={"treatment": PLANT_TREATMENTS},
+    ),
+    minimum={"n_plots": len(PLANT_TREATMENTS), "n_weeks": 2},
+)
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (schools, blood_pressure, plant_growth)}
+
+
+def get(name: str) -> Scenario:
+    """The scenario called ``name``."""
+    if name not in SCENARIOS:
+        raise ValueError(f"scenario: got {name!r}, expected one of {list(SCENARIOS)}")
+    return SCENARIOS[name]

@@ -1,0 +1,42 @@
+"""Checks shared by the public functions: each raises ``ValueError`` naming the
+parameter, the value it got and what is allowed."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+
+def check_finite(name: str, value) -> float:
+    """Return ``value`` as a float, or raise if it is not a finite real number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name}: got {value!r}, expected a finite number")
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: got {value!r}, expected a finite number")
+    return float(value)
+
+
+def check_sd(name: str, value) -> float:
+    """A standard deviation: finite and >= 0."""
+    value = check_finite(name, value)
+    if value < 0:
+        raise ValueError(f"{name}: got {value!r}, a standard deviation must be >= 0")
+    return value
+
+
+def check_count(name: str, value, minimum: int = 1) -> int:
+    """A whole number >= ``minimum`` (floats such as 2.5 are rejected, 3.0 is not)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name}: got {value!r}, expected a whole number >= {minimum}")
+    if not (math.isfinite(value) and float(value).is_integer()):
+        raise ValueError(f"{name}: got {value!r}, expected a whole number >= {minimum}")
+    if value < minimum:
+        raise ValueError(f"{name}: got {int(value)}, expected a whole number >= {minimum}")
+    return int(value)
+
+
+def check_name(name: str, value) -> str:
+    """A non-empty column name made of letters, digits and underscores."""
+    if not isinstance(value, str) or not value.isidentifier():
+        raise ValueError(f"{name}: got {value!r}, expected a name of letters, digits and underscores")
+    return value
