@@ -1,20 +1,29 @@
 #!/usr/bin/env python3
 """Build the book and run the tests, from nothing but Python >= 3.11.
 
-    python3 tasks.py build    # create .venv, install pinned requirements, build _build/html
-    python3 tasks.py test     # everything `build` does, then the full test suite
+    python3 tasks.py build     # create .venv, install pinned requirements, build _build/html
+    python3 tasks.py student   # build the student edition (no solutions) into _build/student/html
+    python3 tasks.py test      # build both editions, then the full test suite (unit tests, every
+                               # chapter re-executed with nbval, every page in headless Chromium)
 
-The virtual environment is (re)installed only when requirements.txt or pyproject.toml
-change, and the book's execution cache means a rebuild without code changes executes
-nothing.
+The virtual environment is (re)installed only when requirements.txt or pyproject.toml change.
+Notebooks execute through the jupyter-cache in _build/.jupyter_cache, so a rebuild without changes
+executes nothing. The cache keys on a notebook's code only, so it is cleared whenever the lmmsim
+package's files or the pinned requirements change (fingerprint in _build/.code-fingerprint): the
+site never shows numbers from old code. Both editions share the cache.
+
+The build is strict: any Sphinx warning is an error (-W), references are nit-picky (-n), a cell that
+raises fails the build (unless tagged raises-exception) and so does any stderr output of a cell.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -24,6 +33,10 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 STAMP = VENV / "requirements.sha256"
 BUILD = ROOT / "_build"
+CACHE = BUILD / ".jupyter_cache"
+FINGERPRINT = BUILD / ".code-fingerprint"
+STUDENT = BUILD / "student"
+CHROMIUM = os.environ.get("LMMSIM_CHROMIUM", "/usr/bin/chromium")
 
 
 def run(*cmd: str | Path, **kwargs) -> None:
@@ -49,22 +62,133 @@ def ensure_env() -> None:
     STAMP.write_text(wanted + "\n")
 
 
+def code_fingerprint() -> str:
+    """Hash of everything a notebook's numbers depend on besides its own source."""
+    digest = hashlib.sha256()
+    files = [p for p in (ROOT / "lmmsim").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    files += [ROOT / "requirements.txt", ROOT / "pyproject.toml"]
+    for path in sorted(files):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def invalidate_stale_outputs() -> None:
+    """Clear the execution cache (and the Sphinx environments) when lmmsim or the pins changed."""
+    wanted = code_fingerprint()
+    if FINGERPRINT.exists() and FINGERPRINT.read_text().strip() == wanted:
+        return
+    stale = [CACHE, BUILD / ".doctrees", STUDENT / ".doctrees"]
+    if any(path.exists() for path in stale):
+        print("lmmsim/ or the requirements changed: clearing the execution cache", flush=True)
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    BUILD.mkdir(exist_ok=True)
+    FINGERPRINT.write_text(wanted + "\n")
+
+
+def sphinx(edition: str) -> None:
+    """Build one edition with jupyter-book's Sphinx driver, in the project's Python (.venv)."""
+    ensure_env()
+    invalidate_stale_outputs()
+    start = time.perf_counter()
+    run(PYTHON, Path(__file__).name, "_sphinx", edition)
+    print(f"{edition} edition built in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def _sphinx(edition: str) -> None:
+    """(runs inside .venv) The equivalent of `jupyter-book build . -W -n --keep-going`."""
+    from jupyter_book.sphinx import build_sphinx
+
+    overrides = {
+        "external_toc_path": (ROOT / "_toc.yml").as_posix(),
+        "latex_individualpages": False,
+        "nitpicky": True,
+        # one execution cache for both editions (myst-nb's default is next to each output folder)
+        "nb_execution_cache_path": CACHE.as_posix(),
+    }
+    if edition == "student":
+        output = STUDENT / "html"
+        overrides["student_edition"] = True
+    else:
+        output = BUILD / "html"
+    result = build_sphinx(
+        ROOT,
+        output,
+        use_external_toc=True,
+        noconfig=True,
+        path_config=(ROOT / "_config.yml").as_posix(),
+        confoverrides=overrides,
+        builder="html",
+        warningiserror=True,
+        keep_going=True,
+    )
+    if isinstance(result, Exception):
+        raise SystemExit(f"The {edition} build failed: {result!r}")
+    if result:
+        raise SystemExit(f"The {edition} build failed (exit code {result}); see the messages above.")
+    print(f"site: {output / 'index.html'}", flush=True)
+
+
 def build() -> None:
     """Build the HTML site into _build/html; any warning or failing cell is an error."""
-    ensure_env()
-    run(BIN / "jupyter-book", "build", ".", "--warningiserror", "--nitpick", "--keep-going")
-    print(f"site: {BUILD / 'html' / 'index.html'}")
+    sphinx("main")
+
+
+def student() -> None:
+    """Build the student edition (exercise solutions left out) into _build/student/html."""
+    sphinx("student")
+
+
+def ensure_chromium() -> None:
+    """The browser tests drive Debian's chromium; install it when we can, else say how."""
+    if Path(CHROMIUM).exists():
+        return
+    apt = shutil.which("apt-get")
+    if apt and hasattr(os, "geteuid") and os.geteuid() == 0 and CHROMIUM == "/usr/bin/chromium":
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        run(apt, "update", env=env)
+        run(apt, "install", "-y", "--no-install-recommends", "chromium", env=env)
+        if Path(CHROMIUM).exists():
+            return
+    sys.exit(
+        f"The browser tests need Chromium at {CHROMIUM}, which is missing.\n"
+        "Install it (Debian/Ubuntu): sudo apt-get update && sudo apt-get install -y chromium\n"
+        "or point LMMSIM_CHROMIUM at a Chromium/Chrome binary, then run `python3 tasks.py test` again."
+    )
 
 
 def test() -> None:
-    """Build (quick when cached), then run the whole test suite."""
+    """Build both editions (quick when cached), then run the whole test suite in one pytest run."""
     build()
-    run(PYTHON, "-m", "pytest")
+    student()
+    ensure_chromium()
+    run(PYTHON, "-m", "pytest", *pytest_args(), env=dict(os.environ, LMMSIM_CHROMIUM=CHROMIUM))
 
 
-TASKS = {"build": build, "test": test}
+def pytest_args() -> list[str]:
+    """Unit, site and student tests plus nbval over the executed chapters of the table of contents."""
+    listing = subprocess.run(
+        [str(PYTHON), str(ROOT / "tests" / "site_toc.py"), "--executed-notebooks"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout.split()
+    return [
+        "tests",
+        *listing,
+        "--nbval",
+        "--nbval-current-env",
+        "--nbval-sanitize-with", "tests/nbval_sanitize.cfg",
+        "-p", "no:cacheprovider",
+        "-n", os.environ.get("LMMSIM_TEST_WORKERS", "2"),
+        "--dist", "loadfile",  # all cells of one notebook on one worker, in order
+    ]
+
+
+TASKS = {"build": build, "student": student, "test": test}
 
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "_sphinx":
+        _sphinx(sys.argv[2])
+        sys.exit(0)
     if len(sys.argv) != 2 or sys.argv[1] not in TASKS:
         sys.exit(f"usage: python3 tasks.py {{{'|'.join(TASKS)}}}")
     try:

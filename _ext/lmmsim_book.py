@@ -1,0 +1,257 @@
+"""Sphinx extension for the lmmsim book: offline MathJax and the student edition.
+
+Loaded through ``sphinx.local_extensions`` in ``_config.yml``.
+
+Offline MathJax
+    MathJax 3 is served from the site itself.  The files come from the PyPI package
+    ``django-static-mathjax`` (pinned in requirements.txt; MathJax 3.2.2, Apache-2.0, the licence is
+    copied next to the files), so no CDN is contacted and nothing is vendored into the repository.
+    ``mathjax_path`` in ``_config.yml`` must be ``mathjax/tex-chtml.js`` (relative to ``_static``);
+    the extension copies the ``tex-chtml`` component, the TeX extensions it may autoload, the CHTML
+    fonts and the menu/accessibility components into ``_static/mathjax/``.
+
+No launch widgets
+    jupyter-book always loads sphinx-thebe, which puts a CDN address for thebe (and its script) into
+    every page even with launch buttons off; those script and style entries are dropped.
+
+Notebook downloads
+    sphinx-book-theme offers the executed ``.ipynb`` of a MyST notebook only when a launch service is
+    configured; this extension copies it into ``_sources/`` and offers it in the download menu anyway.
+
+Student edition (``student_edition = True``, set by ``python3 tasks.py student``)
+    Every exercise solution is removed from the doctree (so from the HTML *and* the search index),
+    and from the downloadable page sources in ``_sources/`` (.md and .ipynb), so nothing leaks.
+    sphinx-exercise's own ``hide_solutions`` option is not used: in sphinx-exercise 1.2.1 it drops
+    only the ``solution-start`` marker of a *gated* solution and leaves the solution's text and
+    code cells in the page.  Setting it is therefore reported as an error-level warning.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from importlib import metadata
+from pathlib import Path
+
+from docutils import nodes
+from sphinx.application import Sphinx
+from sphinx.transforms import SphinxTransform
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
+
+MATHJAX_PATH = "mathjax/tex-chtml.js"
+MATHJAX_DIST = "django-static-mathjax"
+# Parts of MathJax's es5/ tree the site needs: the combined component and whatever it may load lazily.
+MATHJAX_PARTS = ("tex-chtml.js", "input", "output/chtml", "ui", "a11y", "sre")
+
+
+# --------------------------------------------------------------------------------------- MathJax
+def mathjax_source() -> Path:
+    import mathjax  # provided by django-static-mathjax
+
+    root = Path(mathjax.__file__).resolve().parent / "static" / "mathjax"
+    if not (root / "es5" / "tex-chtml.js").is_file():
+        raise FileNotFoundError(f"MathJax files not found under {root}")
+    return root
+
+
+def check_mathjax_config(app: Sphinx, config) -> None:
+    if config.mathjax_path != MATHJAX_PATH:
+        logger.warning(
+            "mathjax_path is %r; the offline site needs %r (served from _static/)",
+            config.mathjax_path,
+            MATHJAX_PATH,
+            type="lmmsim_book",
+            subtype="mathjax",
+        )
+    if getattr(config, "hide_solutions", False):
+        logger.warning(
+            "hide_solutions leaks gated solutions (sphinx-exercise 1.2.1); "
+            "use student_edition = True (python3 tasks.py student) instead",
+            type="lmmsim_book",
+            subtype="solutions",
+        )
+
+
+def copy_mathjax(app: Sphinx, exc: Exception | None) -> None:
+    if app.builder.format != "html":
+        return
+    src = mathjax_source()
+    dest = Path(app.outdir) / "_static" / "mathjax"
+    version = metadata.version(MATHJAX_DIST)
+    stamp = dest / "PROVENANCE.txt"
+    provenance = (
+        f"MathJax 3 (es5 build) from the PyPI package {MATHJAX_DIST}=={version}.\n"
+        "Licence: Apache License 2.0 (see LICENSE). Copied by _ext/lmmsim_book.py.\n"
+        f"Parts: {', '.join(MATHJAX_PARTS)}\n"
+    )
+    if stamp.is_file() and stamp.read_text() == provenance:
+        return
+    shutil.rmtree(dest, ignore_errors=True)
+    for part in MATHJAX_PARTS:
+        source, target = src / "es5" / part, dest / part
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            shutil.copy2(source, target)
+    shutil.copy2(src / "LICENSE", dest / "LICENSE")
+    stamp.write_text(provenance)
+
+
+# -------------------------------------------------------------------------------- student edition
+class RemoveSolutions(SphinxTransform):
+    """Drop every solution (after sphinx-exercise merged the gated ones, priority 10)."""
+
+    default_priority = 500
+
+    def apply(self) -> None:
+        if not self.config.student_edition:
+            return
+        from sphinx_exercise.nodes import solution_end_node, solution_node, solution_start_node
+
+        for cls in (solution_node, solution_start_node, solution_end_node):
+            for node in list(self.document.findall(cls)):
+                node.parent.remove(node)
+
+
+_DIRECTIVE = re.compile(r"^\s*(?P<fence>`{3,}|:{3,})\{(?P<name>[\w-]+)\}")
+
+
+class SolutionStripper:
+    """Remove solutions from MyST source text, line by line (state carries across notebook cells).
+
+    Handles ``{solution}`` blocks (closed by a fence at least as long as the opening one) and gated
+    ``{solution-start}`` ... ``{solution-end}`` regions, whose code cells are dropped too.
+    """
+
+    def __init__(self) -> None:
+        self.closing: re.Pattern | None = None  # inside a directive block until this line
+        self.gated = False  # between solution-start and solution-end
+        self.removed = 0
+
+    @property
+    def inside(self) -> bool:
+        return self.closing is not None or self.gated
+
+    def _close_pattern(self, fence: str) -> re.Pattern:
+        return re.compile(rf"^\s*{re.escape(fence[0])}{{{len(fence)},}}\s*$")
+
+    def keep(self, line: str) -> bool:
+        if self.closing is not None:
+            if self.closing.match(line):
+                self.closing = None
+            return False
+        match = _DIRECTIVE.match(line)
+        if self.gated:
+            if match and match["name"] == "solution-end":
+                self.gated = False
+                self.closing = self._close_pattern(match["fence"])
+            return False
+        if match and match["name"] == "solution":
+            self.closing = self._close_pattern(match["fence"])
+            self.removed += 1
+            return False
+        if match and match["name"] == "solution-start":
+            self.gated = True
+            self.removed += 1
+            return False
+        return True
+
+    def text(self, text: str) -> str:
+        return "".join(line for line in text.splitlines(keepends=True) if self.keep(line))
+
+
+def strip_markdown(text: str) -> tuple[str, int]:
+    stripper = SolutionStripper()
+    return stripper.text(text), stripper.removed
+
+
+def strip_notebook(text: str) -> tuple[str, int]:
+    notebook = json.loads(text)
+    stripper = SolutionStripper()
+    cells = []
+    for cell in notebook.get("cells", []):
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else source
+        if cell.get("cell_type") == "code":
+            if stripper.inside:
+                continue  # a code cell of a gated solution
+        else:
+            kept = stripper.text(source)
+            if kept != source:
+                if not kept.strip():
+                    continue
+                cell["source"] = kept
+        cells.append(cell)
+    notebook["cells"] = cells
+    return json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", stripper.removed
+
+
+def strip_sources(app: Sphinx, exc: Exception | None) -> None:
+    if not app.config.student_edition or app.builder.format != "html":
+        return
+    sources = Path(app.outdir) / "_sources"
+    if not sources.is_dir():
+        return
+    for path in sorted(sources.rglob("*")):
+        if not path.is_file():
+            continue
+        if path.suffix == ".ipynb":
+            new, removed = strip_notebook(path.read_text(encoding="utf-8"))
+        elif path.suffix in {".md", ".txt", ".rst"}:
+            new, removed = strip_markdown(path.read_text(encoding="utf-8"))
+        else:
+            continue
+        if removed:
+            path.write_text(new, encoding="utf-8")
+            logger.info("student edition: removed %d solution(s) from %s", removed, path.name)
+
+
+# ------------------------------------------------------------------------------------ page context
+def drop_thebe_config(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """sphinx-thebe appends a thebe/binder config script to every page (doctree-resolved)."""
+    for node in list(doctree.findall(nodes.raw)):
+        text = node.astext()
+        if "text/x-thebe-config" in text or text.startswith("<script>kernelName ="):
+            node.parent.remove(node)
+
+
+def is_notebook(app: Sphinx, pagename: str) -> bool:
+    return "kernelspec" in app.env.metadata.get(pagename, {})
+
+
+def page_context(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    """Runs before sphinx-book-theme builds its header buttons (priority 501)."""
+
+    def thebe(item) -> bool:
+        name = str(getattr(item, "filename", "") or "")
+        body = str(getattr(item, "attributes", {}).get("body", ""))
+        return "sphinx-thebe" in name or "THEBE_JS_URL" in body
+
+    for key in ("script_files", "css_files"):
+        if key in context:
+            context[key] = [item for item in context[key] if not thebe(item)]
+
+    source = context.get("sourcename", "")
+    if doctree is None or not source.endswith(".md") or not is_notebook(app, pagename):
+        return
+    executed = Path(app.outdir).parent / "jupyter_execute" / f"{pagename}.ipynb"
+    if executed.is_file():
+        target = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(executed, target)
+        context["ipynb_source"] = f"{pagename}.ipynb"
+
+
+def setup(app: Sphinx) -> dict:
+    app.add_config_value("student_edition", False, "env", types=[bool])
+    app.connect("config-inited", check_mathjax_config)
+    app.add_transform(RemoveSolutions)
+    app.connect("doctree-resolved", drop_thebe_config, priority=900)
+    app.connect("html-page-context", page_context, priority=500)
+    app.connect("build-finished", copy_mathjax)
+    app.connect("build-finished", strip_sources)
+    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
