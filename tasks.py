@@ -147,7 +147,7 @@ def ensure_chromium() -> None:
     if apt and hasattr(os, "geteuid") and os.geteuid() == 0 and CHROMIUM == "/usr/bin/chromium":
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         run(apt, "update", env=env)
-        run(apt, "install", "-y", "--no-install-recommends", "chromium", env=env)
+        run(apt, "install", "-y", "chromium", env=env)
         if Path(CHROMIUM).exists():
             return
     sys.exit(

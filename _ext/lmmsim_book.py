@@ -18,6 +18,12 @@ Notebook downloads
     sphinx-book-theme offers the executed ``.ipynb`` of a MyST notebook only when a launch service is
     configured; this extension copies it into ``_sources/`` and offers it in the download menu anyway.
 
+Executed notebooks with outputs
+    In cache mode myst-nb 1.4 writes ``_build/jupyter_execute/<doc>.ipynb`` *without* outputs when the
+    notebook comes from the cache (it merges the outputs into a copy), and without the glue outputs
+    when it has just executed it. nbval and the ``.ipynb`` download need the notebook exactly as the
+    kernel produced it, so the file is rewritten with the cached outputs.
+
 Student edition (``student_edition = True``, set by ``python3 tasks.py student``)
     Every exercise solution is removed from the doctree (so from the HTML *and* the search index),
     and from the downloadable page sources in ``_sources/`` (.md and .ipynb), so nothing leaks.
@@ -210,6 +216,31 @@ def strip_sources(app: Sphinx, exc: Exception | None) -> None:
             logger.info("student edition: removed %d solution(s) from %s", removed, path.name)
 
 
+# ------------------------------------------------------------------------------ executed notebooks
+def restore_cached_outputs(app: Sphinx, doctree: nodes.document) -> None:
+    """Give ``jupyter_execute/<doc>.ipynb`` the outputs myst-nb took from the cache."""
+    if app.config.nb_execution_mode != "cache" or not is_notebook(app, app.env.docname):
+        return
+    path = Path(app.outdir).parent / "jupyter_execute" / f"{app.env.docname}.ipynb"
+    if not path.is_file():
+        return
+    import nbformat
+    from jupyter_cache import get_cache
+
+    notebook = nbformat.read(path, as_version=4)
+    if not any(cell.cell_type == "code" for cell in notebook.cells):
+        return
+    # Always take the outputs from the cache, also right after executing: myst-nb then wrote the
+    # file with its glue outputs removed, which a re-execution (nbval) would not reproduce.
+    cache_path = app.config.nb_execution_cache_path or Path(app.outdir).parent / ".jupyter_cache"
+    try:
+        _, merged = get_cache(str(cache_path)).merge_match_into_notebook(notebook)
+    except KeyError:
+        logger.warning("no cached outputs for %s", app.env.docname, type="lmmsim_book", subtype="cache")
+        return
+    nbformat.write(merged, path)
+
+
 # ------------------------------------------------------------------------------------ page context
 def drop_thebe_config(app: Sphinx, doctree: nodes.document, docname: str) -> None:
     """sphinx-thebe appends a thebe/binder config script to every page (doctree-resolved)."""
@@ -250,6 +281,7 @@ def setup(app: Sphinx) -> dict:
     app.add_config_value("student_edition", False, "env", types=[bool])
     app.connect("config-inited", check_mathjax_config)
     app.add_transform(RemoveSolutions)
+    app.connect("doctree-read", restore_cached_outputs)
     app.connect("doctree-resolved", drop_thebe_config, priority=900)
     app.connect("html-page-context", page_context, priority=500)
     app.connect("build-finished", copy_mathjax)
