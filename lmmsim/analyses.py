@@ -133,6 +133,10 @@ class Batch:
             self._cache[key] = compute()
         return self._cache[key]
 
+    def between(self) -> np.ndarray:
+        """:func:`cluster_level` of X: shape (p,) or (R, p)."""
+        return self.cached("between", lambda: cluster_level(self.X, self.groups))
+
     def reml(self, reml: bool = True, drop: int | None = None):
         """:func:`lmmsim.reml.fit_random_intercept` of the batch, optionally without column ``drop``."""
         from lmmsim.reml import fit_random_intercept
@@ -551,7 +555,7 @@ def _ols_cluster_batch(b: Batch, coefs):
 
 
 def _cluster_means_batch(b: Batch, coefs):
-    between = cluster_level(b.X, b.groups)
+    between = b.between()
     if between.ndim == 2:
         if not (between == between[0]).all():
             raise ValueError("the cluster-level columns of X differ between replications")
@@ -583,7 +587,7 @@ def _lmm_t_batch(b: Batch, coefs):
     idx = _select(b.columns, coefs)
     fit = b.reml(True)
     status, message = _reml_status(fit)
-    df = between_within_df(cluster_level(b.X, b.groups), b.y.shape[1], b.J)
+    df = between_within_df(b.between(), b.y.shape[1], b.J)
     df = np.broadcast_to(df, fit.beta.shape)[:, idx]
     return _batch_result(coefs, fit.beta[:, idx], fit.se[:, idx], df, status, message)
 

@@ -310,13 +310,15 @@ def simulate_batch(design: Design, model: ModelSpec, seeds: Sequence[np.random.S
     u = np.empty((R, J))
     eps = np.empty((R, n))
     for r, seed in enumerate(seeds):
-        rng_cov, rng_re, rng_eps, _ = (np.random.default_rng(s) for s in seed.spawn(4))
+        children = (np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, i)) for i in range(3))
+        rng_cov, rng_re, rng_eps = (np.random.default_rng(s) for s in children)  # as seed.spawn(4)[:3]
         for c, (n_units, codes) in zip(design.covariates, cov_units):
             draws[c.name][r] = _draw(c, n_units, codes, rng_cov)
         u[r] = rng_re.standard_normal((J, 1))[:, 0] * sd
         eps[r] = design.sigma_e * rng_eps.standard_normal(n)
 
-    frame = {f.name: np.tile(template[f.name].to_numpy(), R) for f in design.factors}
+    used = design.formula + " " + model.fixed  # patsy needs only the columns the formulas name
+    frame = {f.name: np.tile(template[f.name].to_numpy(), R) for f in design.factors if re.search(rf"\b{f.name}\b", used)}
     for c in design.covariates:
         values = draws[c.name].ravel()
         frame[c.name] = pd.Categorical.from_codes(values, categories=list(c.levels)) if isinstance(c, Categorical) else values

@@ -1,0 +1,111 @@
+"""The analyses: per-dataset and batch forms agree, df and failures, and their
+operating characteristics by simulation."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lmmsim import ModelSpec, scenarios, simulate
+from lmmsim import analyses as an
+from lmmsim import montecarlo as mc
+from lmmsim.summary import rejection
+
+MODEL = mc.cluster_trial.model
+COEFS = ("treatment", "x")
+NUMBERS = ["estimate", "se", "ci_low", "ci_high", "statistic", "df", "p_value"]
+
+
+@pytest.fixture(scope="module")
+def sims():
+    design = mc.cluster_trial(n_clusters=12, cluster_size=8, beta1=0.5)
+    return [simulate(design, seed) for seed in range(4)]
+
+
+@pytest.fixture(scope="module")
+def batch(sims):
+    mats = [an.design_matrices(s.data, MODEL) for s in sims]
+    return an.Batch(
+        np.array([m[0] for m in mats]),
+        np.array([m[1].to_numpy() for m in mats]),
+        mats[0][2],
+        tuple(mats[0][1].columns),
+        MODEL.groups,
+    )
+
+
+@pytest.mark.parametrize("name", list(an.ANALYSES))
+def test_batch_form_equals_per_dataset_form(name, sims, batch):
+    analysis = an.ANALYSES[name]
+    result = analysis.batch(batch, COEFS)
+    for r, sim in enumerate(sims):
+        one = analysis(sim.data, MODEL, COEFS)
+        assert list(one["parameter"]) == list(result.parameters)
+        assert set(one["status"]) <= {"ok", "boundary"}
+        assert result.status[r] == one["status"].iloc[0]
+        # OLS variants are exact; mixed models agree to statsmodels' optimizer tolerance.
+        tol = 1e-9 if name.startswith(("ols", "cluster")) else 2e-4
+        for column in NUMBERS:
+            np.testing.assert_allclose(getattr(result, column)[r], one[column], rtol=tol, atol=tol, err_msg=column)
+
+
+def test_between_within_df_and_cluster_means(sims):
+    data = sims[0].data  # 12 clusters of 8: treatment is cluster level, x is not
+    t = an.ANALYSES["lmm_t"](data, MODEL)
+    assert t.set_index("parameter")["df"].to_dict() == {"treatment": 12 - 2, "x": 96 - 12 - 1}
+    means = an.ANALYSES["cluster_means"](data, MODEL, COEFS)
+    assert list(means["parameter"]) == ["treatment"]  # x varies within clusters
+    assert means["df"].iloc[0] == 12 - 2
+    ols = an.ANALYSES["ols"](data, MODEL)
+    assert ols["df"].iloc[0] == 96 - 3
+    assert np.isnan(an.ANALYSES["lmm_wald"](data, MODEL)["df"]).all()  # z test
+
+
+def test_failures_are_rows_not_exceptions(sims):
+    data = sims[0].data.drop(columns="x")
+    out = an.ANALYSES["lmm_t"](data, MODEL, COEFS)
+    assert list(out["status"]) == ["failed", "failed"]
+    assert out["message"].str.startswith("failed:").all()
+    assert out[NUMBERS].isna().all().all()
+
+
+def test_lrt_vc_needs_a_random_intercept_model():
+    with pytest.raises(ValueError, match="random-intercept"):
+        an.ANALYSES["lrt_vc"](pd.DataFrame(), scenarios.plant_growth.model)
+    assert an.is_random_intercept(ModelSpec("y ~ x", "g", re_formula="~1"))
+    assert not an.is_random_intercept(scenarios.schools.model)
+
+
+def test_general_models_go_through_statsmodels():
+    sim = simulate(scenarios.plant_growth(), seed=3)
+    model = scenarios.plant_growth.model
+    out = an.ANALYSES["lmm_t"](sim.data, model, ["week:treatment[T.FertA]"])
+    assert out["status"].iloc[0] in ("ok", "boundary")
+    assert abs(out["estimate"].iloc[0] - 0.8) < 4 * out["se"].iloc[0]
+
+
+def test_get():
+    assert [a.name for a in an.get("ols, lmm_t")] == ["ols", "lmm_t"]
+    with pytest.raises(ValueError, match="expected one of"):
+        an.get(["ols", "anova"])
+    with pytest.raises(ValueError, match="twice"):
+        an.get("ols,ols")
+
+
+@pytest.fixture(scope="module")
+def null_run():
+    # No treatment effect; ICC 0.1 in clusters of 20, so the design effect is 2.9.
+    return mc.run(mc.cluster_trial, reps=2000, seed=11, analyses="ols,lmm_t,cluster_means", coefs=["treatment"],
+                  progress=False)
+
+
+def test_naive_ols_rejects_too_often_under_clustering(null_run):
+    r = rejection(null_run.query("analysis == 'ols'")["p_value"])
+    assert r.value > 0.05 + 4 * r.mcse
+
+
+@pytest.mark.parametrize("name", ["lmm_t", "cluster_means"])
+def test_cluster_level_t_tests_hold_their_level(null_run, name):
+    p = null_run.query("analysis == @name")["p_value"]
+    r = rejection(p)
+    mcse = np.sqrt(0.05 * 0.95 / r.n)
+    assert abs(r.value - 0.05) < 4 * mcse
