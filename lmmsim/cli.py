@@ -1,4 +1,4 @@
-"""Command line: ``lmmsim scenarios``, ``lmmsim simulate``.
+"""Command line: ``lmmsim scenarios``, ``lmmsim simulate``, ``lmmsim montecarlo``.
 
 Errors print one line to stderr and exit with status 2; no output file is left behind.
 """
@@ -70,6 +70,18 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--roster", type=Path, help="CSV with a student_id column (one dataset per student)")
     sim.add_argument("--course-seed", type=_nonnegative, help="course seed (with --roster)")
     sim.add_argument("--outdir", type=Path, help="folder for the students' files (with --roster)")
+
+    mc = commands.add_parser("montecarlo", help="run a Monte Carlo study and print its performance summary")
+    mc.add_argument("scenario", help="scenario name (see `lmmsim scenarios`; also cluster_trial)")
+    mc.add_argument("--reps", type=_nonnegative, required=True, help="replications per grid cell")
+    mc.add_argument("--seed", type=_nonnegative, required=True, help="root random seed")
+    mc.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="change a parameter")
+    mc.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...", help="vary a parameter")
+    mc.add_argument("--analyses", required=True, metavar="LIST", help="comma-separated, e.g. ols,lmm_t")
+    mc.add_argument("--coefs", metavar="LIST", help="fixed effects to report (default: all but the intercept)")
+    mc.add_argument("--out", type=Path, required=True, help="CSV file for the per-replication results")
+    mc.add_argument("--workers", type=_nonnegative, default=1, help="worker processes (default 1: serial)")
+    mc.add_argument("--checkpoint", type=Path, help="folder for checkpoints; run again to resume")
     return parser
 
 
@@ -118,6 +130,43 @@ def _simulate(args: argparse.Namespace) -> str:
     return f"wrote {len(sim.data)} rows to {args.out} and the truth to {args.truth}"
 
 
+def _montecarlo(args: argparse.Namespace) -> str:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from lmmsim import montecarlo
+    from lmmsim.summary import format_summary, summarise
+
+    scenario = montecarlo.get_scenario(args.scenario)
+    params = parse_settings(scenario, args.set)
+    grid: dict[str, list] = {}
+    for item in args.grid:
+        name, sep, text = item.partition("=")
+        values = [v.strip() for v in text.split(",")]
+        if not sep or not name.strip() or not all(values) or name.strip() in grid:
+            raise UsageError(f"--grid: got {item!r}, expected NAME=V1,V2,... once per parameter")
+        try:
+            grid[name.strip()] = [parse_settings(scenario, [f"{name}={v}"])[name.strip()] for v in values]
+        except ValueError as err:
+            raise ValueError(str(err).replace("--set:", "--grid:", 1)) from None
+    if not args.out.parent.is_dir() or args.out.is_dir():
+        raise ValueError(f"--out: {str(args.out)!r} is not a file in an existing folder")
+    if args.workers < 1:
+        raise UsageError(f"--workers: got {args.workers}, expected a whole number >= 1")
+    options = dict(
+        reps=args.reps, seed=args.seed, analyses=args.analyses, params=params, grid=grid,
+        coefs=None if args.coefs is None else [c.strip() for c in args.coefs.split(",")],
+        checkpoint=args.checkpoint, progress=sys.stderr.isatty(),
+    )
+    if args.workers == 1:
+        results = montecarlo.run(scenario, **options)
+    else:
+        with ProcessPoolExecutor(args.workers) as pool:
+            results = montecarlo.run(scenario, executor=pool, **options)
+    write_files({args.out: csv_text(results)})
+    table = format_summary(summarise(results)).to_string(index=False)
+    return f"{table}\nwrote {len(results)} rows to {args.out}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     try:
@@ -126,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             print(_list_scenarios())
         elif args.command == "simulate":
             print(_simulate(args))
+        elif args.command == "montecarlo":
+            print(_montecarlo(args))
     except ValueError as err:  # UsageError included
         message = " ".join(str(err).split())
         print(f"lmmsim: error: {message}", file=sys.stderr)

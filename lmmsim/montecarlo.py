@@ -457,8 +457,9 @@ def _fast_chunk(task: _Chunk) -> pd.DataFrame:
 
 
 def _read_chunk(path: Path) -> pd.DataFrame:
-    frame = pd.read_csv(path, dtype=_SCHEMA, keep_default_na=False, na_values={c: [""] for c in _FLOATS},
-                        float_precision="round_trip")
+    # pandas 3 parses floats exactly by default; older pandas needs asking
+    exact = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+    frame = pd.read_csv(path, dtype=_SCHEMA, keep_default_na=False, na_values={c: [""] for c in _FLOATS}, **exact)
     return _normalise(frame)
 
 
