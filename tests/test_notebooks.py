@@ -29,7 +29,7 @@ def code_cells(notebook) -> list[str]:
 
 @pytest.mark.parametrize("page", NOTEBOOKS, ids=[p.docname for p in NOTEBOOKS])
 def test_executed_notebook_is_current(page):
-    """The executed notebook exists, has the source's code cells and outputs, errors or stderr none."""
+    """The executed notebook exists and has the source's code cells; no error or stderr outputs."""
     import jupytext
     import nbformat
 
@@ -39,8 +39,6 @@ def test_executed_notebook_is_current(page):
     assert code_cells(executed) == code_cells(jupytext.read(page.source)), (
         f"{page.executed.relative_to(ROOT)} is stale: run `python3 tasks.py build`"
     )
-    outputs = [out for cell in executed.cells if cell.cell_type == "code" for out in cell.get("outputs", [])]
-    assert outputs, f"{page.docname}: the executed notebook has no outputs"
     for cell in executed.cells:
         for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
             if out.output_type == "error":
