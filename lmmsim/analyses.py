@@ -39,6 +39,10 @@ The analyses (``ANALYSES``; every test is two-sided, of the null value 0):
     REML likelihood-ratio test of σ_u = 0 (random-intercept models only), against the
     50:50 mixture of χ²₀ and χ²₁ (Self & Liang 1987; Stram & Lee 1994):
     p = ½ P(χ²₁ ≥ LR). Reports ``sd(Intercept|<groups>)`` with no SE or CI.
+``sd_reml``, ``sd_ml``
+    Estimates of the variance parameters (``sd(...)``, ``cor(...)``, ``sd(residual)``;
+    see :func:`variance_names`) by REML or ML, to compare their bias; estimates only
+    (no SE, CI or test). They ignore ``coefs``.
 
 Each result row carries a ``status``: ``"ok"``, ``"boundary"`` (a variance estimated
 as zero), ``"not_converged"`` or ``"failed"`` (no usable estimates), and a ``message``.
@@ -184,6 +188,9 @@ class Analysis:
         replications of a random-intercept model at once.
     check : callable, optional
         ``check(model)`` raises ``ValueError`` if the analysis cannot fit ``model``.
+    reports : callable, optional
+        ``reports(model, coefs)``: the parameters it reports, in order (also when
+        it fails); default ``coefs``.
     """
 
     name: str
@@ -191,6 +198,11 @@ class Analysis:
     fit: Callable[[pd.DataFrame, ModelSpec, tuple[str, ...]], pd.DataFrame]
     batch: Callable[[Batch, tuple[str, ...]], BatchResult] | None = None
     check: Callable[[ModelSpec], None] | None = None
+    reports: Callable[[ModelSpec, tuple[str, ...]], list[str]] | None = None
+
+    def parameters(self, model: ModelSpec, coefs: Sequence[str]) -> list[str]:
+        """Names of the parameters this analysis reports for ``model``."""
+        return list(coefs) if self.reports is None else self.reports(model, tuple(coefs))
 
     def __call__(self, data: pd.DataFrame, model: ModelSpec, coefs: Sequence[str] | None = None) -> pd.DataFrame:
         """Analyse one dataset.
@@ -225,8 +237,7 @@ def guarded(analysis: Analysis, data: pd.DataFrame, model: ModelSpec, coefs: tup
         try:
             table = analysis.fit(data, model, coefs)
         except Exception as err:  # noqa: BLE001 - every failure is recorded, none lost
-            names = [f"sd({INTERCEPT}|{model.groups})"] if analysis.name == "lrt_vc" else list(coefs)
-            table = _frame(names, status="failed", message=f"failed: {type(err).__name__}: {err}")
+            table = _frame(analysis.parameters(model, coefs), status="failed", message=f"failed: {type(err).__name__}: {err}")
     if caught:
         extra = "; ".join(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
         table["message"] = [_join(m, extra) for m in table["message"]]
@@ -254,6 +265,18 @@ def _frame(parameters: Sequence[str], status: str = "ok", message: str = "", **v
 def is_random_intercept(model: ModelSpec) -> bool:
     """Whether ``model`` has one random intercept per group and nothing else."""
     return model.re_formula.replace("~", "").replace(" ", "") == "1" and not model.vc_formula
+
+
+def variance_names(model: ModelSpec) -> list[str]:
+    """Names of the variance parameters of ``model``, as :func:`lmmsim.fit.fit_lmm` reports them:
+    ``sd(term|groups)``, ``cor(term1,term2|groups)``, ``sd(Intercept|<vc>)``, ``sd(residual)``."""
+    terms = [t.strip() for t in model.re_formula.replace("~", "").split("+") if t.strip()]
+    intercept = not any(t in ("0", "-1") for t in terms)
+    terms = ([INTERCEPT] if intercept else []) + [t for t in terms if t not in ("0", "1", "-1")]
+    names = [f"sd({t}|{model.groups})" for t in terms]
+    names += [f"cor({a},{b}|{model.groups})" for i, a in enumerate(terms) for b in terms[i + 1 :]]
+    names += [f"sd({INTERCEPT}|{name})" for name in model.vc_formula]
+    return names + ["sd(residual)"]
 
 
 def _check_random_intercept(model: ModelSpec) -> None:
@@ -465,6 +488,22 @@ def _ols_reml_loglik(y: np.ndarray, X: np.ndarray) -> np.ndarray:
     return -0.5 * ((n - p) * (np.log(2 * np.pi * sigma2) + 1.0) + np.linalg.slogdet(XtX)[1])
 
 
+def _sd(reml: bool):
+    def fit_sd(data, model, coefs):
+        names = variance_names(model)
+        fit = _lmm(data, model, reml=reml)
+        status, message = _status_of(fit)
+        if status == "failed":
+            return _frame(names, status, message)
+        return _frame(names, status, message, estimate=fit.estimates["estimate"].reindex(names).to_numpy())
+
+    fit_sd.__name__ = fit_sd.__qualname__ = f"_sd_{'reml' if reml else 'ml'}"
+    return fit_sd
+
+
+_sd_reml, _sd_ml = _sd(True), _sd(False)
+
+
 def _mixture_p(lr):
     lr = np.asarray(lr, dtype=float)
     return np.where(lr > 0, 0.5 * stats.chi2.sf(np.maximum(lr, 0), 1), 1.0)
@@ -621,6 +660,30 @@ def _lrt_vc_batch(b: Batch, coefs):
                        _mixture_p(lr), status, message)
 
 
+def _sd_batch(reml: bool):
+    def batch_sd(b: Batch, coefs):
+        fit = b.reml(reml)
+        status, message = _reml_status(fit)
+        est = np.column_stack([fit.sigma_u, fit.sigma_e])
+        nan = np.full_like(est, np.nan)
+        return BatchResult((f"sd({INTERCEPT}|{b.group_name})", "sd(residual)"), est, nan, nan, nan, nan, nan, nan,
+                           status, message)
+
+    batch_sd.__name__ = batch_sd.__qualname__ = f"_sd_{'reml' if reml else 'ml'}_batch"
+    return batch_sd
+
+
+_sd_reml_batch, _sd_ml_batch = _sd_batch(True), _sd_batch(False)
+
+
+def _variance_names(model, coefs):
+    return variance_names(model)
+
+
+def _lrt_vc_names(model, coefs):
+    return [f"sd({INTERCEPT}|{model.groups})"]
+
+
 # --------------------------------------------------------------------------------------
 # The registry
 
@@ -635,7 +698,11 @@ ANALYSES: dict[str, Analysis] = {
         Analysis("lmm_t", "LMM by REML, model-based SE, t test with between-within df", _lmm_t, _lmm_t_batch),
         Analysis("lrt", "likelihood-ratio test of each coefficient (ML fits), chi2(1)", _lrt, _lrt_batch),
         Analysis("lrt_vc", "REML likelihood-ratio test of sd(Intercept) = 0, 50:50 chi2(0):chi2(1)",
-                 _lrt_vc, _lrt_vc_batch, _check_random_intercept),
+                 _lrt_vc, _lrt_vc_batch, _check_random_intercept, _lrt_vc_names),
+        Analysis("sd_reml", "REML estimates of the variance parameters (SDs, correlations)", _sd_reml, _sd_reml_batch,
+                 reports=_variance_names),
+        Analysis("sd_ml", "ML estimates of the variance parameters (SDs, correlations)", _sd_ml, _sd_ml_batch,
+                 reports=_variance_names),
     )
 }
 """Every built-in analysis by name."""

@@ -381,8 +381,8 @@ def _general_chunk(task: _Chunk) -> pd.DataFrame:
             data, truth = None, {}
         for analysis in task.analyses:
             if data is None:
-                names = [f"sd({INTERCEPT}|{task.model.groups})"] if analysis.name == "lrt_vc" else list(task.coefs)
-                table = pd.DataFrame({"parameter": names, "status": "failed", "message": message})
+                table = pd.DataFrame({"parameter": analysis.parameters(task.model, task.coefs), "status": "failed",
+                                      "message": message})
             else:
                 table = guarded(analysis, data, task.model, task.coefs)
             table.insert(0, "analysis", analysis.name)
@@ -405,7 +405,7 @@ def _batch_frame(result: BatchResult, reps: np.ndarray, name: str) -> pd.DataFra
 
 
 def _failed_frame(task: _Chunk, analysis: Analysis, reps, message: str) -> pd.DataFrame:
-    names = [f"sd({INTERCEPT}|{task.model.groups})"] if analysis.name == "lrt_vc" else list(task.coefs)
+    names = analysis.parameters(task.model, task.coefs)
     k = len(names)
     return pd.DataFrame({"rep": np.repeat(reps, k), "analysis": analysis.name, "parameter": names * len(reps),
                          "status": "failed", "message": message})

@@ -23,8 +23,9 @@ differ between measures; ``n`` in :func:`summarise` counts the estimates.
 
 >>> import numpy as np
 >>> from lmmsim.summary import bias
->>> bias(np.array([0.9, 1.1, 1.3]), truth=1.0)  # doctest: +ELLIPSIS
-Performance(value=0.1000..., mcse=0.1154..., n=3)
+>>> b = bias(np.array([0.9, 1.1, 1.3]), truth=1.0)  # mean 1.1, SD 0.2
+>>> round(b.value, 4), round(b.mcse, 4), b.n  # MCSE = 0.2 / sqrt(3)
+(0.1, 0.1155, 3)
 """
 
 from __future__ import annotations

@@ -43,9 +43,11 @@ def test_batch_form_equals_per_dataset_form(name, sims, batch):
         assert set(one["status"]) <= {"ok", "boundary"}
         assert result.status[r] == one["status"].iloc[0]
         # OLS variants are exact; mixed models agree to statsmodels' optimizer tolerance.
+        # (an SD on the boundary is exactly 0 in the exact fitter, about 1e-4 in statsmodels)
         tol = 1e-9 if name.startswith(("ols", "cluster")) else 2e-4
+        atol = 1e-3 if name.startswith("sd_") else tol
         for column in NUMBERS:
-            np.testing.assert_allclose(getattr(result, column)[r], one[column], rtol=tol, atol=tol, err_msg=column)
+            np.testing.assert_allclose(getattr(result, column)[r], one[column], rtol=tol, atol=atol, err_msg=column)
 
 
 def test_between_within_df_and_cluster_means(sims):
