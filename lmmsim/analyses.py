@@ -23,7 +23,9 @@ The analyses (``ANALYSES``; every test is two-sided, of the null value 0):
     OLS of the J cluster means of y on the cluster-level columns of X; t test with
     J − p_b df. Reports only cluster-level coefficients (constant within every cluster).
 ``lmm_wald``
-    LMM by REML; statsmodels' SE (from the observed information) and Wald z test.
+    LMM by REML; statsmodels' SE (from the observed information of β and the variance
+    parameters) and Wald z test. (Batch form: at the boundary σ̂_u = 0, where that
+    information is not defined, the model-based SE of ``lmm_t``.)
 ``lmm_t``
     LMM by REML; model-based SE ``sqrt(diag(σ̂²(X'V̂₀⁻¹X)⁻¹))`` (the variance
     components treated as known, as lme4) and a t test with **between-within**
@@ -550,6 +552,13 @@ def _reml_status(fit) -> tuple[np.ndarray, np.ndarray]:
     return status, message
 
 
+def _observed_se(fit) -> np.ndarray:
+    """statsmodels-like SEs (observed information of β and γ); at the boundary γ = 0,
+    where that information is not defined, the model-based SE."""
+    usable = ~fit.boundary[:, None] & np.isfinite(fit.se_observed)
+    return np.where(usable, fit.se_observed, fit.se)
+
+
 def _xtx(X):
     return np.swapaxes(X, -1, -2) @ X
 
@@ -619,7 +628,7 @@ def _lmm_wald_batch(b: Batch, coefs):
     idx = _select(b.columns, coefs)
     fit = b.reml(True)
     status, message = _reml_status(fit)
-    return _batch_result(coefs, fit.beta[:, idx], fit.se_observed[:, idx], np.nan, status, message)
+    return _batch_result(coefs, fit.beta[:, idx], _observed_se(fit)[:, idx], np.nan, status, message)
 
 
 def _lmm_t_batch(b: Batch, coefs):
@@ -644,7 +653,7 @@ def _lrt_batch(b: Batch, coefs):
         worse = np.array([STATUSES.index(x) for x in s]) > np.array([STATUSES.index(x) for x in status])
         status = np.where(worse, s, status)
         message = np.where(s != "ok", [_join(a, f"reduced fit: {c}") for a, c in zip(message, m)], message)
-    est, se = full.beta[:, idx], full.se_observed[:, idx]
+    est, se = full.beta[:, idx], _observed_se(full)[:, idx]
     _, _, low, high = _t_or_z(est, se, np.nan)
     return _batch_result(coefs, est, se, 1.0, status.astype(object), message.astype(object), statistic=lr,
                          p_value=stats.chi2.sf(lr, 1), ci=(low, high))

@@ -46,7 +46,12 @@ def test_batch_form_equals_per_dataset_form(name, sims, batch):
         # (an SD on the boundary is exactly 0 in the exact fitter, about 1e-4 in statsmodels)
         tol = 1e-9 if name.startswith(("ols", "cluster")) else 2e-4
         atol = 1e-3 if name.startswith("sd_") else tol
-        for column in NUMBERS:
+        columns = NUMBERS
+        if one["status"].iloc[0] == "boundary" and name in ("lmm_wald", "lrt"):
+            # at sd = 0 the batch form uses the model-based SE (statsmodels' observed
+            # information is not defined there); the LR statistic still agrees
+            columns = ["estimate", "df"] + (["statistic", "p_value"] if name == "lrt" else [])
+        for column in columns:
             np.testing.assert_allclose(getattr(result, column)[r], one[column], rtol=tol, atol=atol, err_msg=column)
 
 
