@@ -29,11 +29,14 @@ The analyses (``ANALYSES``; every test is two-sided, of the null value 0):
 ``lmm_t``
     LMM by REML; model-based SE ``sqrt(diag(σ̂²(X'V̂₀⁻¹X)⁻¹))`` (the variance
     components treated as known, as lme4) and a t test with **between-within**
-    denominator df (SAS ``DDFM=BETWITHIN``): J − p_b for cluster-level coefficients,
-    N − J − p_w for the p_w coefficients that vary within clusters. This is exact for
-    cluster-level effects in balanced random-intercept designs; it is too liberal for
-    a covariate that also has a random slope (Satterthwaite or Kenward–Roger would be
-    needed there; they are not implemented).
+    denominator df (SAS ``DDFM=BETWITHIN``): J − p_b for the p_b cluster-level
+    coefficients, N − J − p_w for the p_w coefficients that vary within clusters.
+    With random slopes, a slope variable and its interactions with cluster-level
+    variables are counted as between-cluster too (J minus their number); see
+    :func:`denominator_df`. Exact for balanced designs whose effects are all of these
+    kinds; otherwise an approximation (Satterthwaite and Kenward–Roger are not
+    implemented). Clusters are the levels of ``model.groups``; nested variance
+    components (``vc_formula``) are not counted.
 ``lrt``
     Likelihood-ratio test of each coefficient: ML fits with and without its column of
     X, LR = 2 Δℓ referred to χ²₁. Estimate, SE and CI are from the full ML fit (Wald).
@@ -326,6 +329,47 @@ def between_within_df(between: np.ndarray, n: int, J: int) -> np.ndarray:
     return np.where(between, J - p_b, n - J - p_w).astype(float)
 
 
+def denominator_df(X: np.ndarray, groups: np.ndarray, Z: np.ndarray | None = None) -> np.ndarray:
+    """Between-within df, extended to random slopes, for each column of X (shape (n, p)).
+
+    Each random-effect column z_t of ``Z`` (shape (n, q); default: the random intercept)
+    claims the columns of X that are z_t times a cluster-level variable (for the
+    intercept: the cluster-level columns; for a random slope of week: week and its
+    interactions with cluster-level variables). Those are estimated from the J clusters'
+    own coefficients: df = J − (number of columns claimed by z_t). The remaining
+    columns get N − J·q − (their number). With only a random intercept this is SAS's
+    ``DDFM=BETWITHIN``: J − p_b and N − J − p_w.
+    """
+    n, p = X.shape
+    J = int(groups.max()) + 1
+    Z = np.ones((n, 1)) if Z is None else np.asarray(Z, dtype=float).reshape(n, -1)
+    family = np.full(p, -1)
+    for t in range(Z.shape[1]):
+        for c in range(p):
+            if family[c] < 0 and _proportional_within(X[:, c], Z[:, t], groups, J):
+                family[c] = t
+    df = np.empty(p)
+    for t in range(Z.shape[1]):
+        df[family == t] = J - (family == t).sum()
+    rest = family < 0
+    df[rest] = n - J * Z.shape[1] - rest.sum()
+    return df
+
+
+def _proportional_within(x: np.ndarray, z: np.ndarray, groups: np.ndarray, J: int) -> bool:
+    """Whether x = z · (a value per cluster), up to rounding."""
+    tol = _TOL * (1.0 + np.abs(x).max())
+    zero = np.abs(z) <= _TOL * (1.0 + np.abs(z).max())
+    if np.any(np.abs(x[zero]) > tol) or zero.all():
+        return False
+    ratio, g = x[~zero] / z[~zero], groups[~zero]
+    low, high = np.full(J, np.inf), np.full(J, -np.inf)
+    np.minimum.at(low, g, ratio)
+    np.maximum.at(high, g, ratio)
+    seen = np.isfinite(low)
+    return bool(np.all(high[seen] - low[seen] <= _TOL * (1.0 + np.abs(ratio).max())))
+
+
 def _t_or_z(estimate, se, df):
     """Statistic, two-sided p and CI half-width: t with ``df`` or, where df is NaN, z."""
     estimate, se, df = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (estimate, se, df)))
@@ -446,7 +490,7 @@ def _lmm_t(data, model, coefs):
     _, X, codes = design_matrices(data, model)
     idx = _select(X.columns, coefs)
     se = np.sqrt(np.diag(_gls_covariance(fit.result)))[idx]
-    df = between_within_df(cluster_level(X.to_numpy(), codes), len(X), int(codes.max()) + 1)[idx]
+    df = denominator_df(X.to_numpy(), codes, fit.result.model.exog_re)[idx]
     return _test_frame(coefs, fit.result.fe_params.to_numpy()[idx], se, df, status, message)
 
 

@@ -67,6 +67,18 @@ def test_between_within_df_and_cluster_means(sims):
     assert np.isnan(an.ANALYSES["lmm_wald"](data, MODEL)["df"]).all()  # z test
 
 
+def test_denominator_df_counts_random_slope_families():
+    sim = simulate(scenarios.blood_pressure(n_patients=20, n_weeks=4), seed=1)
+    _, X, groups = an.design_matrices(sim.data, scenarios.blood_pressure.model)
+    Z = np.column_stack([np.ones(len(X)), X["week"]])
+    # intercept family {Intercept, drug}, slope family {week, week:drug}: J - 2 each
+    assert an.denominator_df(X.to_numpy(), groups, Z).tolist() == [18.0] * 4
+    # a random intercept only: drug is between (J - 2), week and week:drug within (N - J - 2)
+    assert an.denominator_df(X.to_numpy(), groups).tolist() == [18.0, 80 - 20 - 2, 18.0, 80 - 20 - 2]
+    between = an.cluster_level(X.to_numpy(), groups)
+    assert an.between_within_df(between, 80, 20).tolist() == an.denominator_df(X.to_numpy(), groups).tolist()
+
+
 def test_failures_are_rows_not_exceptions(sims):
     data = sims[0].data.drop(columns="x")
     out = an.ANALYSES["lmm_t"](data, MODEL, COEFS)
