@@ -97,7 +97,7 @@ from lmmsim.truth import Truth
 from lmmsim.validate import check_count
 
 __all__ = ["RESULT_COLUMNS", "SCENARIOS", "cluster_trial", "dataset", "fast_path_reason", "get_scenario",
-           "replication_seed", "run"]
+           "replication_seed", "run", "simulate_batch"]
 
 RESULT_COLUMNS = ("cell", "rep", "analysis", "parameter", "truth", *COLUMNS[1:])
 """Columns of :func:`run`'s table after the grid parameters."""
