@@ -327,9 +327,12 @@ def simulate_batch(design: Design, model: ModelSpec, seeds: Sequence[np.random.S
     beta = np.array([design.beta[c] for c in Xs.columns])
     eta = (Xs.to_numpy().reshape(R, n, -1) @ beta) + u[:, re_codes] * 1.0
     y = eta + eps
-    for column, levels in model.levels.items():
-        frame[column] = pd.Categorical(frame[column], categories=list(levels))
-    X = patsy.dmatrix(model.fixed, frame, return_type="dataframe", NA_action="raise")
+    if model.fixed.replace(" ", "") == design.formula.replace(" ", "") and not model.levels:
+        X = Xs  # the model's X is the design's
+    else:
+        for column, levels in model.levels.items():
+            frame[column] = pd.Categorical(frame[column], categories=list(levels))
+        X = patsy.dmatrix(model.fixed, frame, return_type="dataframe", NA_action="raise")
     columns = tuple(X.columns)
     X = X.to_numpy().reshape(R, n, -1)
     if (X == X[:1]).all():
