@@ -69,7 +69,7 @@ class Truth:
 
     @property
     def icc(self) -> dict[str, float]:
-        """Intraclass correlation of each grouping factor: its share of the variance.
+        """Intraclass correlation of each grouping factor, its share of the variance.
 
         ICC_k = σ²_k / (Σ_j σ²_j + σ_ε²) with σ_k the SD of factor k's random intercept
         (with slope covariates at zero). For nested factors, observations in the same
