@@ -638,7 +638,10 @@ def run(
                 done[(task.cell, task.start)] = _read_chunk(folder / task.filename)
     pending = [t for t in tasks if (t.cell, t.start) not in done]
 
-    from tqdm.auto import tqdm
+    if progress:  # tqdm.auto warns on import where ipywidgets is missing, so only when shown
+        from tqdm.auto import tqdm
+    else:
+        from tqdm import tqdm
 
     total = reps * len(studies)
     finished = total - sum(t.stop - t.start for t in pending)
