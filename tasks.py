@@ -12,6 +12,11 @@ executes nothing. The cache keys on a notebook's code only, so it is cleared whe
 package's files or the pinned requirements change (fingerprint in _build/.code-fingerprint): the
 site never shows numbers from old code. Both editions share the cache.
 
+The tests run in one pytest invocation on 2 workers (LMMSIM_TEST_WORKERS to change; 0 = serial);
+screenshots of every page land in _build/screenshots/. The browser tests use /usr/bin/chromium
+(LMMSIM_CHROMIUM to point elsewhere); `test` installs Debian's chromium when it is missing and this
+runs as root with apt-get, and otherwise stops with the command to install it.
+
 The build is strict: any Sphinx warning is an error (-W), references are nit-picky (-n), a cell that
 raises fails the build (unless tagged raises-exception) and so does any stderr output of a cell.
 """
@@ -65,7 +70,10 @@ def ensure_env() -> None:
 def code_fingerprint() -> str:
     """Hash of everything a notebook's numbers depend on besides its own source."""
     digest = hashlib.sha256()
-    files = [p for p in (ROOT / "lmmsim").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    files = [
+        p for p in (ROOT / "lmmsim").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and not p.name.startswith(".")
+    ]
     files += [ROOT / "requirements.txt", ROOT / "pyproject.toml"]
     for path in sorted(files):
         digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
@@ -162,6 +170,7 @@ def test() -> None:
     build()
     student()
     ensure_chromium()
+    shutil.rmtree(BUILD / "screenshots", ignore_errors=True)  # the browser tests save fresh ones
     run(PYTHON, "-m", "pytest", *pytest_args(), env=dict(os.environ, LMMSIM_CHROMIUM=CHROMIUM))
 
 
