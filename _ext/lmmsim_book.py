@@ -72,6 +72,8 @@ def check_mathjax_config(app: Sphinx, config) -> None:
             type="lmmsim_book",
             subtype="mathjax",
         )
+    if config.student_edition and config.html_title and "student edition" not in config.html_title:
+        config.html_title = f"{config.html_title} (student edition)"
     if getattr(config, "hide_solutions", False):
         logger.warning(
             "hide_solutions leaks gated solutions (sphinx-exercise 1.2.1); "
