@@ -1,4 +1,4 @@
-"""Sphinx extension for the lmmsim book: offline MathJax and the student edition.
+"""Sphinx extension for the lmmsim book: an offline site and a student edition.
 
 Loaded through ``sphinx.local_extensions`` in ``_config.yml``.
 
@@ -28,8 +28,10 @@ Student edition (``student_edition = True``, set by ``python3 tasks.py student``
     Every exercise solution is removed from the doctree (so from the HTML *and* the search index),
     and from the downloadable page sources in ``_sources/`` (.md and .ipynb), so nothing leaks.
     sphinx-exercise's own ``hide_solutions`` option is not used: in sphinx-exercise 1.2.1 it drops
-    only the ``solution-start`` marker of a *gated* solution and leaves the solution's text and
-    code cells in the page.  Setting it is therefore reported as an error-level warning.
+    only the ``solution-start`` marker of a *gated* solution, so the solution's text and code cells
+    stay in the page and the orphaned end marker crashes the HTML writer ("departing unknown node
+    type: solution_end_node", checked on this book).  Setting it is therefore reported as a warning
+    (an error under -W).
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ def check_mathjax_config(app: Sphinx, config) -> None:
         config.html_title = f"{config.html_title} (student edition)"
     if getattr(config, "hide_solutions", False):
         logger.warning(
-            "hide_solutions leaks gated solutions (sphinx-exercise 1.2.1); "
+            "hide_solutions breaks on gated solutions (sphinx-exercise 1.2.1); "
             "use student_edition = True (python3 tasks.py student) instead",
             type="lmmsim_book",
             subtype="solutions",
