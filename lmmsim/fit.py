@@ -138,6 +138,7 @@ def fit_lmm(data: pd.DataFrame, model: ModelSpec, *, reml: bool = True, optimize
             warnings.simplefilter("always")
             try:
                 result = lmm.fit(reml=reml, method=optimizer)
+                _ = result.llf  # computed lazily: compute it here, so its warnings are caught too
             except (np.linalg.LinAlgError, ValueError) as err:
                 attempts.append((None, optimizer, (f"{type(err).__name__}: {err}",)))
                 continue
@@ -221,7 +222,8 @@ def _sd_row(sd: float, se_var: float) -> tuple[float, float, float, float]:
         return (sd, np.nan, np.nan, np.nan)
     se = se_var / (2 * sd)
     half = Z95 * se / sd
-    return (sd, se, sd * np.exp(-half), sd * np.exp(half))
+    with np.errstate(over="ignore"):  # an SD near zero: the interval reaches 0 and infinity
+        return (sd, se, sd * np.exp(-half), sd * np.exp(half))
 
 
 def _re_terms(names, groups: str) -> list[str]:
