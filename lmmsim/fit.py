@@ -144,13 +144,15 @@ def fit_lmm(data: pd.DataFrame, model: ModelSpec, *, reml: bool = True, optimize
                 continue
         messages = tuple(dict.fromkeys(str(w.message).strip() for w in caught))
         attempts.append((result, optimizer, messages))
-        if result.converged and not any("converge" in m.lower() for m in messages):
+        if _converged(attempts[-1]) and not _degenerate(result):
             break
     fitted = [a for a in attempts if a[0] is not None]
     if not fitted:
         status = FitStatus(False, False, f"failed: {attempts[-1][2][0]}", attempts[-1][2])
         return Fit(method, _empty_estimates(), status, float("nan"), len(data))
-    result, optimizer, messages = max(fitted, key=lambda a: (_converged(a), a[0].llf))
+    result, optimizer, messages = max(
+        fitted, key=lambda a: (_converged(a) and not _degenerate(a[0]), _converged(a), a[0].llf)
+    )
     estimates = _lmm_estimates(result, model)
     status = _status(result, optimizer, messages, estimates)
     if status.boundary:
@@ -164,8 +166,34 @@ def _converged(attempt) -> bool:
     return bool(result.converged) and not any("converge" in m.lower() for m in messages)
 
 
+# statsmodels treats a relative variance (variance / σ_ε²) below this as singular and
+# pseudo-inverts it, which amounts to an *infinite* variance: at such a point its fixed
+# effects and log-likelihood are wrong (e.g. an intercept of exactly 0).
+DEGENERATE_TOL = 1e-10
+
+
+def _degenerate(result) -> bool:
+    """The optimizer stopped where statsmodels' own estimates are unreliable."""
+    scale = float(result.scale)
+    if not (np.isfinite(scale) and scale > 0):
+        return True
+    cov = np.asarray(result.cov_re, dtype=float) / scale
+    vcomp = np.asarray(result.vcomp, dtype=float) / scale
+    small_re = cov.size > 0 and np.linalg.eigvalsh(cov).min() < DEGENERATE_TOL
+    small_vc = vcomp.size > 0 and vcomp.min() < DEGENERATE_TOL
+    return bool(small_re or small_vc)
+
+
 def _status(result, optimizer: str, messages: tuple[str, ...], estimates: pd.DataFrame) -> FitStatus:
     converged = _converged((result, optimizer, messages))
+    if converged and _degenerate(result):
+        return FitStatus(
+            False,
+            True,
+            f"failed ({optimizer}): a variance is exactly zero, where statsmodels' fixed "
+            "effects and likelihood are unreliable",
+            messages,
+        )
     sd_rows = estimates.index.str.startswith("sd(") & (estimates.index != "sd(residual)")
     sigma = np.sqrt(result.scale)
     small = estimates.index[sd_rows & (estimates["estimate"] < BOUNDARY_TOL * sigma)]
