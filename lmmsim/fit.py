@@ -33,7 +33,9 @@ class FitStatus:
     Attributes
     ----------
     converged : bool
-        The optimizer reported convergence and raised no convergence warning.
+        The optimizer reported convergence, raised no convergence warning, and stopped at
+        a maximum: unless on the boundary, the Hessian is negative definite and a Newton
+        step would raise the log-likelihood by less than ``NEWTON_TOL`` (1 unit).
     boundary : bool
         A variance component is (numerically) zero or a correlation is ±1: the fit is
         singular and its variance-component inference is unreliable.
@@ -105,8 +107,10 @@ def prepare(data: pd.DataFrame, model: ModelSpec) -> pd.DataFrame:
 def fit_lmm(data: pd.DataFrame, model: ModelSpec, *, reml: bool = True, optimizers=OPTIMIZERS) -> Fit:
     """Fit a linear mixed model with statsmodels MixedLM.
 
-    Optimizers are tried in order until one converges without warnings; if none does,
-    the attempt with the highest log-likelihood is returned with ``converged=False``.
+    Optimizers are tried in order until one converges, without warnings, at a verified
+    maximum (see :class:`FitStatus`); if none does, the attempt with the highest
+    log-likelihood among those that converged (or else among all) is returned, with a
+    status that says what went wrong.
 
     Parameters
     ----------
@@ -144,12 +148,14 @@ def fit_lmm(data: pd.DataFrame, model: ModelSpec, *, reml: bool = True, optimize
                 continue
         messages = tuple(dict.fromkeys(str(w.message).strip() for w in caught))
         attempts.append((result, optimizer, messages))
-        if _converged(attempts[-1]) and not _degenerate(result):
+        if _converged(attempts[-1]) and _at_maximum(result, messages):
             break
     fitted = [a for a in attempts if a[0] is not None]
     if not fitted:
         status = FitStatus(False, False, f"failed: {attempts[-1][2][0]}", attempts[-1][2])
         return Fit(method, _empty_estimates(), status, float("nan"), len(data))
+    # No optimizer stopped at a verified interior maximum (e.g. on the boundary, where the
+    # Hessian is singular): take the highest likelihood among the usable attempts.
     result, optimizer, messages = max(
         fitted, key=lambda a: (_converged(a) and not _degenerate(a[0]), _converged(a), a[0].llf)
     )
@@ -164,6 +170,43 @@ def fit_lmm(data: pd.DataFrame, model: ModelSpec, *, reml: bool = True, optimize
 def _converged(attempt) -> bool:
     result, _, messages = attempt
     return bool(result.converged) and not any("converge" in m.lower() for m in messages)
+
+
+def _hessian_ok(messages: tuple[str, ...]) -> bool:
+    """statsmodels did not warn that the Hessian is not negative definite at the estimate
+    (its wording: "not positive definite"), i.e. the point is a strict local maximum."""
+    return not any("not positive definite" in m.lower() for m in messages)
+
+
+# A converged fit is a stationary point: the Newton decrement ½ g'(−H)⁻¹g, by how much a
+# Newton step from the estimate would raise the log-likelihood, is below this many units.
+# (statsmodels' L-BFGS can stop on a plateau of its per-observation objective, tens of
+# units below the maximum, and still report convergence.)
+NEWTON_TOL = 1.0
+
+
+def _newton_decrement(result) -> float:
+    """½ g' Cov(ψ̂) g, with g the score of the variance parameters ψ at the estimate."""
+    k_fe = len(result.fe_params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            _, score_re, score_vc = result.model.score_full(result.params_object, calc_fe=False)
+        except (np.linalg.LinAlgError, ValueError):
+            return np.inf
+    g = np.concatenate([np.ravel(score_re), np.ravel(score_vc)])
+    cov = np.asarray(result.cov_params())[k_fe:, k_fe:]
+    decrement = 0.5 * g @ cov @ g
+    return float(decrement) if np.isfinite(decrement) else np.inf
+
+
+def _stationary(result) -> bool:
+    return _newton_decrement(result) < NEWTON_TOL
+
+
+def _at_maximum(result, messages: tuple[str, ...]) -> bool:
+    """A verified interior maximum: no need to try another optimizer."""
+    return not _degenerate(result) and _hessian_ok(messages) and _stationary(result)
 
 
 # statsmodels treats a relative variance (variance / σ_ε²) below this as singular and
@@ -202,7 +245,19 @@ def _status(result, optimizer: str, messages: tuple[str, ...], estimates: pd.Dat
     # Judged on the estimates only: statsmodels' own "may be on the boundary" warning uses
     # an absolute threshold (variance < 0.01), so it depends on the unit of the outcome.
     boundary = bool(len(small) or len(extreme))
-    if not converged:
+    if converged and not boundary and not _hessian_ok(messages):
+        # An interior point where the likelihood does not curve down in every direction:
+        # the optimizer stopped short of a maximum (seen with L-BFGS, far below the
+        # likelihood other optimizers reach). On the boundary this is expected.
+        converged = False
+        message = f"not converged ({optimizer}): the Hessian is not negative definite"
+    elif converged and not boundary and not _stationary(result):
+        converged = False
+        message = (
+            f"not converged ({optimizer}): a Newton step would raise the log-likelihood "
+            f"by {_newton_decrement(result):.3g}"
+        )
+    elif not converged:
         message = f"not converged ({optimizer})"
     elif boundary:
         which = list(small) + list(extreme)
