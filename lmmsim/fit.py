@@ -273,11 +273,10 @@ def _lmm_estimates(result, model: ModelSpec) -> pd.DataFrame:
     fe["ci_high"] = fe["estimate"] + Z95 * fe["se"]
 
     # statsmodels orders its variance parameters as: lower triangle of cov_re, then the
-    # variance components. They are estimated relative to the residual variance, so their
-    # SEs scale by it; a Monte Carlo check (tests/test_fit.py) confirms this calibration,
-    # whereas `bse_re` and the summary table scale by its square root only.
-    k_fe = len(result.fe_params)
-    var_se = result.scale * np.asarray(result.bse)[k_fe:]
+    # variance components. Their SEs: see `variance_covariance` (a Monte Carlo check in
+    # tests/test_fit.py confirms the calibration).
+    var_var = np.diag(variance_covariance(result))
+    var_se = np.sqrt(np.where(var_var > 0, var_var, np.nan))  # none where the Hessian is not definite
     terms = _re_terms(result.cov_re.index, model.groups)
     rows = {}
     q = len(terms)
@@ -297,6 +296,55 @@ def _lmm_estimates(result, model: ModelSpec) -> pd.DataFrame:
     out = pd.concat([fe, vc])
     out.index.name = "parameter"
     return out
+
+
+def variance_covariance(result) -> np.ndarray:
+    """Covariance matrix of the estimated variances and covariances θ (lower triangle of
+    the random-effects covariance matrix, then the variance components), in the units of
+    the data.
+
+    statsmodels estimates ψ = θ / σ²_ε, with σ²_ε profiled out, and its ``cov_params``
+    for these parameters is Cov(ψ̂) (the inverse Hessian of the profile likelihood). Then
+    θ̂ = ŝ ψ̂ with ŝ = s(ψ̂) + e, where s(ψ) is the residual variance that maximises the
+    likelihood at ψ and e, independent of ψ̂, has variance 2 s² / f (f = N − p for REML,
+    N for ML). With g = ∂s/∂ψ (by central differences) and A = s I + ψ g', the delta
+    method gives
+
+        Cov(θ̂) = A Cov(ψ̂) A' + (2 s² / f) ψ ψ'.
+
+    Scaling Cov(ψ̂) by s² alone ignores that ŝ and ψ̂ are negatively correlated and
+    overstates the SEs, by √(1 + 1/(m − 1)) for a balanced random intercept with m
+    observations per group and a large ICC.
+    """
+    model = result.model
+    k_fe = len(result.fe_params)
+    cov_psi = np.asarray(result.cov_params())[k_fe:, k_fe:]
+    s = float(result.scale)
+    cov_re = np.asarray(result.params_object.cov_re, dtype=float)
+    vcomp = np.asarray(result.params_object.vcomp, dtype=float)
+    q = cov_re.shape[0]
+    tril = np.tril_indices(q)
+    psi = np.concatenate([cov_re[tril], vcomp])
+
+    def scale_at(values: np.ndarray) -> float:
+        cov = np.zeros((q, q))
+        cov[tril] = values[: len(tril[0])]
+        cov = cov + np.tril(cov, -1).T
+        vc = values[len(tril[0]):]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fe, _ = model.get_fe_params(cov, vc)
+            return float(model.get_scale(fe, cov, vc))
+
+    g = np.empty(len(psi))
+    for j in range(len(psi)):
+        h = 1e-5 * max(abs(psi[j]), 1e-3)
+        step = np.zeros(len(psi))
+        step[j] = h
+        g[j] = (scale_at(psi + step) - scale_at(psi - step)) / (2 * h)
+    f = model.n_totobs - (model.k_fe if model.reml else 0)
+    A = s * np.eye(len(psi)) + np.outer(psi, g)
+    return A @ cov_psi @ A.T + (2 * s**2 / f) * np.outer(psi, psi)
 
 
 def _sd_row(sd: float, se_var: float) -> tuple[float, float, float, float]:
