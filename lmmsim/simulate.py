@@ -49,6 +49,16 @@ def seed_sequence(seed: Any) -> np.random.SeedSequence:
     return np.random.SeedSequence(int(seed))
 
 
+def _children(root: np.random.SeedSequence, n: int) -> list[np.random.SeedSequence]:
+    """What ``root.spawn(n)`` gives on a fresh SeedSequence, without spawning: ``spawn``
+    advances the caller's SeedSequence, so simulating twice from one seed object would
+    give two different datasets."""
+    return [
+        np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, i), pool_size=root.pool_size)
+        for i in range(n)
+    ]
+
+
 def simulate(design: Design, seed: Any, provenance: dict[str, Any] | None = None) -> Simulation:
     """Simulate one dataset.
 
@@ -69,7 +79,7 @@ def simulate(design: Design, seed: Any, provenance: dict[str, Any] | None = None
         raise ValueError(f"design: got {type(design).__name__}, expected an lmmsim Design")
     root = seed_sequence(seed)
     # One independent stream per stage, so adding e.g. dropout leaves the other draws unchanged.
-    rng_cov, rng_re, rng_eps, rng_drop = (np.random.default_rng(s) for s in root.spawn(4))
+    rng_cov, rng_re, rng_eps, rng_drop = (np.random.default_rng(s) for s in _children(root, 4))
 
     data, units = _layout(design)
     for covariate in design.covariates:
