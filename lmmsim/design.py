@@ -323,6 +323,9 @@ class Design:
                 )
             seen.add(f.name)
         columns = set(names) | {c.name for c in self.covariates}
+        numeric = {f.name for f in self.factors if f.values is not None} | {
+            c.name for c in self.covariates if not isinstance(c, Categorical)
+        }
         clash = {c.name for c in self.covariates} & set(names)
         if clash or len({c.name for c in self.covariates}) != len(self.covariates):
             raise ValueError(f"covariates: names must be distinct from each other and from the factors, got {sorted(clash) or [c.name for c in self.covariates]}")
@@ -333,10 +336,11 @@ class Design:
             if r.factor not in names:
                 raise ValueError(f"factor of random effect: got {r.factor!r}, expected one of the factors {names}")
             for term in r.terms:
-                if term != INTERCEPT and term not in columns:
+                if term != INTERCEPT and term not in numeric:
+                    what = "is not numeric" if term in columns else "is not a column"
                     raise ValueError(
-                        f"sd of random effect {r.factor!r}: term {term!r} is not a column; expected "
-                        f"'Intercept' or one of {sorted(columns)}"
+                        f"sd of random effect {r.factor!r}: term {term!r} {what}; expected "
+                        f"'Intercept' or a numeric column, one of {sorted(numeric)}"
                     )
         if len({r.factor for r in self.random}) != len(self.random):
             raise ValueError("random: each grouping factor may appear only once")
