@@ -25,7 +25,8 @@ def write_files(contents: Mapping[str | os.PathLike, str]) -> None:
     Raises
     ------
     ValueError
-        If a file's folder does not exist.
+        If a file's folder does not exist, a path is a folder, or a file cannot be
+        written (no file is changed then).
     """
     for path in contents:
         folder = Path(path).parent
@@ -33,16 +34,23 @@ def write_files(contents: Mapping[str | os.PathLike, str]) -> None:
             raise ValueError(f"{path}: folder {str(folder)!r} does not exist")
     staged: list[tuple[str, Path]] = []
     try:
+        for path in contents:
+            if Path(path).is_dir():
+                raise ValueError(f"{path}: is a folder, expected a file name")
         for path, text in contents.items():
             path = Path(path)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             staged.append((tmp, path))
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
                 handle.write(text)
-    except BaseException:
+        for k, (tmp, path) in enumerate(staged):
+            os.replace(tmp, path)
+            staged[k] = ("", path)
+    except BaseException as err:
         for tmp, _ in staged:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            if tmp:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise ValueError(f"{path}: cannot write: {err.strerror or err}") from None
         raise
-    for tmp, path in staged:
-        os.replace(tmp, path)
