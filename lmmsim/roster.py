@@ -24,10 +24,10 @@ def read_roster(path: str | Path) -> list[str]:
     """Student ids from a CSV file with a ``student_id`` column.
 
     Ids must be unique and made of letters, digits, ``.``, ``_`` and ``-`` (they become
-    file names).
+    file names). A UTF-8 byte-order mark, as spreadsheets write, is ignored.
     """
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.DictReader(handle))
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise ValueError(f"roster: cannot read {str(path)!r}: {err}") from None
