@@ -17,14 +17,15 @@ from lmmsim.simulate import simulate
 from lmmsim.validate import check_count
 
 ID_COLUMN = "student_id"
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # also short enough for a file name
 
 
 def read_roster(path: str | Path) -> list[str]:
     """Student ids from a CSV file with a ``student_id`` column.
 
-    Ids must be unique and made of letters, digits, ``.``, ``_`` and ``-`` (they become
-    file names). A UTF-8 byte-order mark, as spreadsheets write, is ignored.
+    Ids must be unique, also ignoring case, and made of letters, digits, ``.``, ``_`` and
+    ``-`` (they become file names, and ``Ann.csv`` and ``ann.csv`` are one file on
+    Windows and macOS). A UTF-8 byte-order mark, as spreadsheets write, is ignored.
     """
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
@@ -35,13 +36,18 @@ def read_roster(path: str | Path) -> list[str]:
         raise ValueError(f"roster: {str(path)!r} needs a header with a {ID_COLUMN!r} column and at least one student")
     ids = [(row[ID_COLUMN] or "").strip() for row in rows]
     for line, sid in enumerate(ids, start=2):
-        if not _SAFE_ID.match(sid):
+        if not _SAFE_ID.fullmatch(sid):
             raise ValueError(
-                f"roster: line {line} of {str(path)!r} has student_id {sid!r}; expected letters, digits, '.', '_' or '-'"
+                f"roster: line {line} of {str(path)!r} has student_id {sid!r}; expected 1 to 100 "
+                "letters, digits, '.', '_' or '-', starting with a letter or digit"
             )
-    duplicated = sorted({s for s in ids if ids.count(s) > 1})
-    if duplicated:
-        raise ValueError(f"roster: student_id {duplicated[0]!r} appears more than once in {str(path)!r}")
+    seen: dict[str, str] = {}
+    for sid in ids:
+        key = sid.casefold()
+        if key in seen:
+            also = "" if seen[key] == sid else f" (as {seen[key]!r}; ids must differ in more than case)"
+            raise ValueError(f"roster: student_id {sid!r} appears more than once in {str(path)!r}{also}")
+        seen[key] = sid
     return ids
 
 
