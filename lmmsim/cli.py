@@ -117,8 +117,16 @@ def _simulate(args: argparse.Namespace) -> str:
         files = course_datasets(scenario, params, read_roster(args.roster), args.course_seed)
         if not args.outdir.parent.is_dir():
             raise ValueError(f"--outdir: folder {str(args.outdir.parent)!r} does not exist")
+        if args.outdir.exists() and not args.outdir.is_dir():
+            raise ValueError(f"--outdir: {str(args.outdir)!r} is a file, expected a folder")
+        created = not args.outdir.exists()
         args.outdir.mkdir(exist_ok=True)
-        write_files({args.outdir / name: text for name, text in files.items()})
+        try:
+            write_files({args.outdir / name: text for name, text in files.items()})
+        except ValueError:
+            if created:
+                args.outdir.rmdir()
+            raise
         return f"wrote {len(files) - 1} datasets and answer_key.json to {args.outdir}"
     for flag, value in (("--seed", args.seed), ("--out", args.out), ("--truth", args.truth)):
         if value is None:
@@ -177,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             print(_simulate(args))
         elif args.command == "montecarlo":
             print(_montecarlo(args))
-    except ValueError as err:  # UsageError included
+    except (ValueError, OSError) as err:  # UsageError included; OSError: a file system refusal
         message = " ".join(str(err).split())
         print(f"lmmsim: error: {message}", file=sys.stderr)
         return 2
