@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--outdir", type=Path, help="folder for the students' files (with --roster)")
 
     mc = commands.add_parser("montecarlo", help="run a Monte Carlo study and print its performance summary")
-    mc.add_argument("scenario", help="scenario name (see `lmmsim scenarios`; also cluster_trial)")
+    mc.add_argument("scenario", help="scenario name (see `lmmsim scenarios`)")
     mc.add_argument("--reps", type=_nonnegative, required=True, help="replications per grid cell")
     mc.add_argument("--seed", type=_nonnegative, required=True, help="root random seed")
     mc.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="change a parameter")

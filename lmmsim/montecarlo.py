@@ -88,7 +88,7 @@ import patsy
 
 from lmmsim import scenarios
 from lmmsim.analyses import COLUMNS, Analysis, Batch, BatchResult, get, guarded, is_random_intercept
-from lmmsim.design import INTERCEPT, Categorical, Design, Factor, Indicator, Normal, RandomEffect
+from lmmsim.design import INTERCEPT, Categorical, Design, Indicator, Normal
 from lmmsim.io import csv_text, write_files
 from lmmsim.model import ModelSpec
 from lmmsim.scenarios import Scenario
@@ -121,65 +121,11 @@ copyreg.pickle(types.MappingProxyType, lambda m: (_mappingproxy, (dict(m),)))
 
 
 # --------------------------------------------------------------------------------------
-# A random-intercept scenario for Monte Carlo studies
+# Scenarios (cluster_trial, the Monte Carlo workhorse, lives with the others)
 
-
-def _cluster_trial(
-    n_clusters: int = 30,
-    cluster_size: int = 20,
-    beta0: float = 0.0,
-    beta1: float = 0.0,
-    beta2: float = 0.5,
-    sigma_u: float = 1.0,
-    sigma_e: float = 3.0,
-) -> Design:
-    """A cluster-randomised trial: half the clusters treated, one individual-level covariate.
-
-    y = β0 + β1·treatment + β2·x + u_cluster + ε, with ``treatment`` assigned to half the
-    clusters (cluster level) and ``x`` ~ N(0, 1) per individual. With the defaults
-    ICC = σ_u² / (σ_u² + σ_ε²) = 0.1 and there is no treatment effect (β1 = 0).
-
-    Parameters
-    ----------
-    n_clusters, cluster_size : int
-        Clusters J; individuals per cluster m.
-    beta0 : float
-        Mean outcome in control clusters at x = 0.
-    beta1 : float
-        Treatment effect (cluster level).
-    beta2 : float
-        Effect of the individual-level covariate x.
-    sigma_u, sigma_e : float
-        SDs of the cluster intercepts and of the residuals.
-    """
-    return Design(
-        factors=(Factor("cluster", n_clusters), Factor("member", cluster_size, within="cluster")),
-        covariates=(Indicator("treatment", share=0.5, level="cluster"), Normal("x")),
-        formula="treatment + x",
-        beta={"Intercept": beta0, "treatment": beta1, "x": beta2},
-        random=(RandomEffect("cluster", {"Intercept": sigma_u}),),
-        sigma_e=sigma_e,
-        outcome="y",
-    )
-
-
-cluster_trial = Scenario(
-    "cluster_trial",
-    _cluster_trial,
-    ModelSpec("y ~ treatment + x", groups="cluster", re_formula="1", lme4="y ~ treatment + x + (1 | cluster)"),
-    minimum={"n_clusters": 2, "cluster_size": 2},
-)
-"""Cluster-randomised trial (random intercept), the Monte Carlo workhorse."""
-
-SCENARIOS: dict[str, Scenario] = {**scenarios.SCENARIOS, cluster_trial.name: cluster_trial}
-"""The book's scenarios plus ``cluster_trial``."""
-
-
-def get_scenario(name: str) -> Scenario:
-    """The scenario called ``name`` (one of ``SCENARIOS``)."""
-    if name not in SCENARIOS:
-        raise ValueError(f"scenario: got {name!r}, expected one of {list(SCENARIOS)}")
-    return SCENARIOS[name]
+cluster_trial = scenarios.cluster_trial
+SCENARIOS = scenarios.SCENARIOS
+get_scenario = scenarios.get
 
 
 # --------------------------------------------------------------------------------------

@@ -274,7 +274,53 @@ plant_growth = Scenario(
     minimum={"n_plots": len(PLANT_TREATMENTS), "n_weeks": 2},
 )
 
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in (schools, blood_pressure, plant_growth)}
+def _cluster_trial(
+    n_clusters: int = 30,
+    cluster_size: int = 20,
+    beta0: float = 0.0,
+    beta1: float = 0.0,
+    beta2: float = 0.5,
+    sigma_u: float = 1.0,
+    sigma_e: float = 3.0,
+) -> Design:
+    """A cluster-randomised trial: half the clusters treated, one individual-level covariate.
+
+    y = β0 + β1·treatment + β2·x + u_cluster + ε, with ``treatment`` assigned to half the
+    clusters (cluster level) and ``x`` ~ N(0, 1) per individual. With the defaults
+    ICC = σ_u² / (σ_u² + σ_ε²) = 0.1 and there is no treatment effect (β1 = 0).
+
+    Parameters
+    ----------
+    n_clusters, cluster_size : int
+        Clusters J; individuals per cluster m.
+    beta0 : float
+        Mean outcome in control clusters at x = 0.
+    beta1 : float
+        Treatment effect (cluster level).
+    beta2 : float
+        Effect of the individual-level covariate x.
+    sigma_u, sigma_e : float
+        SDs of the cluster intercepts and of the residuals.
+    """
+    return Design(
+        factors=(Factor("cluster", n_clusters), Factor("member", cluster_size, within="cluster")),
+        covariates=(Indicator("treatment", share=0.5, level="cluster"), Normal("x")),
+        formula="treatment + x",
+        beta={"Intercept": beta0, "treatment": beta1, "x": beta2},
+        random=(RandomEffect("cluster", {"Intercept": sigma_u}),),
+        sigma_e=sigma_e,
+        outcome="y",
+    )
+
+
+cluster_trial = Scenario(
+    "cluster_trial",
+    _cluster_trial,
+    ModelSpec("y ~ treatment + x", groups="cluster", re_formula="1", lme4="y ~ treatment + x + (1 | cluster)"),
+    minimum={"n_clusters": 2, "cluster_size": 2},
+)
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (schools, blood_pressure, plant_growth, cluster_trial)}
 
 
 def get(name: str) -> Scenario:

@@ -3,7 +3,6 @@
 import hashlib
 from importlib import resources
 
-import numpy as np
 import pytest
 
 from lmmsim import ModelSpec, fit_lmm
