@@ -17,7 +17,7 @@ from lmmsim.cli import main
 from lmmsim.io import csv_text
 from lmmsim.roster import student_seed
 
-NAMES = ["schools", "blood_pressure", "plant_growth"]
+NAMES = list(scenarios.SCENARIOS)
 
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:

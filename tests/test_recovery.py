@@ -84,7 +84,25 @@ CASES = {
     "schools": (dict(n_schools=200, n_classrooms=4, n_students=10), 2024),
     "blood_pressure": (dict(n_patients=300, n_weeks=8), 2020),
     "plant_growth": (dict(n_plots=300, n_weeks=6), 2026),
+    "cluster_trial": (dict(n_clusters=300, cluster_size=10), 2027),
 }
+
+
+def test_every_scenario_has_a_recovery_case():
+    assert set(CASES) == set(scenarios.SCENARIOS)
+
+
+def one_way_expected_se(J: int, m: int, su: float, se: float) -> dict[str, float]:
+    """Balanced one-way design with one cluster-level and one individual-level covariate:
+    MS_between (df J − 2: intercept and treatment) with E = σ_ε² + m σ_u², MS_within
+    (df N − J − 1: x) with E = σ_ε². σ̂_u² = (MS_b − MS_w)/m, so
+    Var(σ̂_u²) ≈ 2/m² [(mσ_u² + σ_ε²)²/(J − 2) + σ_ε⁴/(N − J − 1)], Var(σ̂_ε²) ≈ 2σ_ε⁴/(N − J − 1).
+    """
+    N = J * m
+    df_b, df_w = J - 2, N - J - 1
+    var_u = 2 / m**2 * ((m * su**2 + se**2) ** 2 / df_b + se**4 / df_w)
+    var_e = 2 * se**4 / df_w
+    return {"sd(Intercept|cluster)": np.sqrt(var_u) / (2 * su), "sd(residual)": np.sqrt(var_e) / (2 * se)}
 
 
 def expected_se(name: str, design_params: dict) -> dict[str, float]:
@@ -92,6 +110,8 @@ def expected_se(name: str, design_params: dict) -> dict[str, float]:
     p = {**scenario.parameters, **design_params}
     if name == "schools":
         return schools_expected_se(p)
+    if name == "cluster_trial":
+        return one_way_expected_se(p["n_clusters"], p["cluster_size"], p["sigma_u"], p["sigma_e"])
     if name == "blood_pressure":
         return slopes_expected_se(p["n_patients"], p["n_weeks"], 2, p["sigma_u0"], p["sigma_u1"], p["rho"], p["sigma_e"], "patient", "week")
     return slopes_expected_se(p["n_plots"], p["n_weeks"], 3, p["sigma_u0"], p["sigma_u1"], p["rho"], p["sigma_e"], "plot", "week")
@@ -136,6 +156,8 @@ def test_fit_se_of_sds_equals_the_textbook_se_at_the_estimates(name):
     params = {**scenarios.get(name).parameters, **CASES[name][0]}
     if name == "schools":
         params.update(sigma_school=est["sd(Intercept|school)"], sigma_classroom=est["sd(Intercept|classroom)"], sigma_e=est["sd(residual)"])
+    elif name == "cluster_trial":
+        params.update(sigma_u=est["sd(Intercept|cluster)"], sigma_e=est["sd(residual)"])
     else:
         group = "patient" if name == "blood_pressure" else "plot"
         params.update(sigma_u0=est[f"sd(Intercept|{group})"], sigma_u1=est[f"sd(week|{group})"], rho=est[f"cor(Intercept,week|{group})"], sigma_e=est["sd(residual)"])
@@ -145,7 +167,7 @@ def test_fit_se_of_sds_equals_the_textbook_se_at_the_estimates(name):
         if parameter.startswith("sd(") and parameter != "sd(residual)":
             assert fit.estimates.loc[parameter, "se"] == pytest.approx(se, rel=0.01), parameter
             checked += 1
-    assert checked == 2
+    assert checked == (1 if name == "cluster_trial" else 2)
 
 
 def test_recovery_table_and_coverage():

@@ -11,11 +11,11 @@ from conftest import Z, corr_se, sd_se
 from lmmsim import Design, scenarios, simulate
 from lmmsim.io import csv_text
 
-NAMES = ["schools", "blood_pressure", "plant_growth"]
+NAMES = list(scenarios.SCENARIOS)
 
 
 def test_registry_and_defaults():
-    assert list(scenarios.SCENARIOS) == NAMES
+    assert NAMES == ["schools", "blood_pressure", "plant_growth", "cluster_trial"]
     assert scenarios.schools.parameters == dict(
         n_schools=20, n_classrooms=4, n_students=20, beta0=50.0, beta1=5.0, beta2=3.0,
         sigma_school=6.0, sigma_classroom=4.0, sigma_e=10.0,
@@ -28,6 +28,10 @@ def test_registry_and_defaults():
         n_plots=12, n_weeks=6, beta0=10.0, beta1=2.0, beta2=0.8, beta3=1.6, shift_a=0.0, shift_b=0.0,
         sigma_u0=1.0, sigma_u1=0.4, rho=0.2, sigma_e=0.8,
     )
+    assert scenarios.cluster_trial.parameters == dict(
+        n_clusters=30, cluster_size=20, beta0=0.0, beta1=0.0, beta2=0.5, sigma_u=1.0, sigma_e=3.0,
+    )
+    assert scenarios.cluster_trial.model.lme4 == "y ~ treatment + x + (1 | cluster)"
     assert scenarios.plant_growth.model.lme4 == "height ~ week * treatment + (1 + week | plot)"
     assert scenarios.blood_pressure.model.lme4 == "bp ~ week * drug + (1 + week | patient)"
     assert scenarios.schools.model.lme4 == "score ~ method + ses + (1 | school) + (1 | school:classroom)"
@@ -40,7 +44,7 @@ def test_registry_and_defaults():
 
 
 def test_unknown_scenario():
-    with pytest.raises(ValueError, match=r"scenario: got 'school', expected one of \['schools', 'blood_pressure', 'plant_growth'\]"):
+    with pytest.raises(ValueError, match=r"scenario: got 'school', expected one of \['schools', 'blood_pressure', 'plant_growth', 'cluster_trial'\]"):
         scenarios.get("school")
 
 
@@ -94,6 +98,16 @@ def test_plant_growth_data():
     assert shifted.beta["treatment[T.FertA]"] == 1.5 and shifted.beta["treatment[T.FertB]"] == -2.0
 
 
+def test_cluster_trial_data():
+    data = simulate(scenarios.cluster_trial(n_clusters=10, cluster_size=4), seed=1).data
+    assert list(data.columns) == ["cluster", "member", "treatment", "x", "y"]
+    assert len(data) == 40 and data["member"].nunique() == 40
+    per_cluster = data.groupby("cluster")["treatment"].agg(["first", "nunique"])
+    assert (per_cluster["nunique"] == 1).all() and per_cluster["first"].sum() == 5  # half the clusters
+    truth = simulate(scenarios.cluster_trial(), seed=1).truth
+    assert truth.icc == pytest.approx({"cluster": 0.1})  # the docstring's ICC
+
+
 @pytest.mark.parametrize(
     "name, params, factor, terms",
     [
@@ -101,6 +115,7 @@ def test_plant_growth_data():
         ("schools", dict(n_schools=1500, n_classrooms=2, n_students=2, sigma_school=6.0, sigma_classroom=4.0), "classroom", {"Intercept": 4.0}),
         ("blood_pressure", dict(n_patients=3000, n_weeks=2), "patient", {"Intercept": 12.0, "week": 1.0}),
         ("plant_growth", dict(n_plots=3000, n_weeks=2), "plot", {"Intercept": 1.0, "week": 0.4}),
+        ("cluster_trial", dict(n_clusters=3000, cluster_size=2), "cluster", {"Intercept": 1.0}),
     ],
 )
 def test_realised_random_effects_follow_the_scenario(name, params, factor, terms):
@@ -140,6 +155,10 @@ BAD_PARAMETERS = [
     ("plant_growth", dict(rho=math.nan), ["rho", "nan", "finite"]),
     ("blood_pressure", dict(dropout=1.0), ["dropout", "1.0", "[0, 1)"]),
     ("blood_pressure", dict(dropout=-0.2), ["dropout", "-0.2", "[0, 1)"]),
+    ("cluster_trial", dict(n_clusters=1), ["n_clusters", "1", ">= 2"]),
+    ("cluster_trial", dict(cluster_size=0), ["cluster_size", "0", ">= 2"]),
+    ("cluster_trial", dict(cluster_size=2.5), ["cluster_size", "2.5", "whole number"]),
+    ("cluster_trial", dict(sigma_u=-0.1), ["sigma_u", "-0.1", ">= 0"]),
     ("schools", dict(beta1="big"), ["beta1", "'big'", "finite number"]),
     ("plant_growth", dict(beta0=-math.inf), ["beta0", "-inf", "finite"]),
 ]
