@@ -42,6 +42,11 @@ CACHE = BUILD / ".jupyter_cache"
 FINGERPRINT = BUILD / ".code-fingerprint"
 STUDENT = BUILD / "student"
 CHROMIUM = os.environ.get("LMMSIM_CHROMIUM", "/usr/bin/chromium")
+# One BLAS/OpenMP thread in the build's and nbval's kernels: multithreaded linear algebra may change
+# the last bits of a result from run to run, and nbval compares the re-executed outputs exactly.
+# On this 2-core machine (2 test workers) it is also faster. Set the variables to override.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
 
 def run(*cmd: str | Path, **kwargs) -> None:
