@@ -106,8 +106,10 @@ def test_search_works_offline(site, browser):
     page.on("pageerror", lambda error: errors.append(str(error)))
     try:
         page.goto(site.url(f"search.html?q={word}"))
+        # the results are listed one by one; the summary line is written when the search is finished
         page.wait_for_function(
-            "() => document.querySelectorAll('#search-results ul.search li').length > 0", timeout=20_000
+            "() => (document.querySelector('#search-results p.search-summary') || {}).innerText",
+            timeout=30_000,
         )
         hits = page.eval_on_selector_all("#search-results ul.search li a", "els => els.map(a => a.href)")
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
