@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lmmsim import Design, Factor, RandomEffect
+from lmmsim import Design, Factor, Indicator, RandomEffect
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = Path(sys.executable)
@@ -23,6 +23,19 @@ PYTHON = Path(sys.executable)
 LMMSIM_SCRIPT = PYTHON.parent / "lmmsim"
 
 Z = 4.0  # tolerance in standard errors
+
+
+def crossed_design() -> Design:
+    """Subjects crossed with items (reaction times), condition assigned to items."""
+    return Design(
+        factors=(Factor("subject", 30), Factor("item", 20)),
+        covariates=(Indicator("condition", level="item"),),
+        formula="condition",
+        beta={"Intercept": 400, "condition": 20},
+        random=(RandomEffect("subject", {"Intercept": 50}), RandomEffect("item", {"Intercept": 30})),
+        sigma_e=80,
+        outcome="rt",
+    )
 
 
 def sd_se(sigma: float, n: int) -> float:

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import crossed_design
 
 from lmmsim import Categorical, Design, Dropout, Factor, Indicator, Normal, RandomEffect
 from lmmsim.validate import check_count, check_finite, check_name, check_sd
@@ -46,15 +47,7 @@ def test_valid_design_counts_and_freezing():
 
 
 def test_crossed_and_nested_counts():
-    crossed = Design(
-        factors=(Factor("subject", 30), Factor("item", 20)),
-        covariates=(Indicator("condition", level="item"),),
-        formula="condition",
-        beta={"Intercept": 400, "condition": 20},
-        random=(RandomEffect("subject", {"Intercept": 50}), RandomEffect("item", {"Intercept": 30})),
-        sigma_e=80,
-        outcome="rt",
-    )
+    crossed = crossed_design()
     assert crossed.leaf_counts() == [30, 20]
     assert crossed.n_obs == 600
     nested = Design(

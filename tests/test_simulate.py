@@ -8,7 +8,7 @@ import pandas as pd
 import patsy
 import pytest
 import statsmodels.api as sm
-from conftest import Z, corr_se, one_way_design, sd_se
+from conftest import Z, corr_se, crossed_design, one_way_design, sd_se
 
 from lmmsim import Categorical, Design, Dropout, Factor, Indicator, Normal, RandomEffect, simulate
 from lmmsim.io import csv_text
@@ -73,15 +73,7 @@ def test_occasions_hold_their_values():
 
 
 def test_crossed_design_has_every_pair_once():
-    design = Design(
-        factors=(Factor("subject", 30), Factor("item", 20)),
-        covariates=(Indicator("condition", level="item"),),
-        formula="condition",
-        beta={"Intercept": 400, "condition": 20},
-        random=(RandomEffect("subject", {"Intercept": 50}), RandomEffect("item", {"Intercept": 30})),
-        sigma_e=80,
-        outcome="rt",
-    )
+    design = crossed_design()
     data = simulate(design, seed=3).data
     assert len(data) == 600
     assert not data.duplicated(["subject", "item"]).any()
