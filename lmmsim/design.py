@@ -11,6 +11,7 @@ items give one row per (subject, item) pair.
 
 from __future__ import annotations
 
+import copyreg
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,11 @@ INTERCEPT = "Intercept"
 
 def _frozen(mapping: Mapping) -> Mapping:
     return MappingProxyType(dict(mapping))
+
+
+# Designs, truths and model specs hold read-only mappings; let pickle (process pools, dask)
+# copy them. Every lmmsim module imports this one through the package, so it is always set.
+copyreg.pickle(MappingProxyType, lambda m: (_frozen, (dict(m),)))
 
 
 @dataclass(frozen=True)

@@ -70,12 +70,10 @@ between runs (chunks are keyed by their replications).
 from __future__ import annotations
 
 import concurrent.futures
-import copyreg
 import itertools
 import json
 import numbers
 import re
-import types
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -110,14 +108,6 @@ _FLOATS = ("truth", "estimate", "se", "ci_low", "ci_high", "statistic", "df", "p
 _SCHEMA = {"cell": "int64", "rep": "int64", "analysis": "str", "parameter": "str",
            **dict.fromkeys(_FLOATS, "float64"), "status": "str", "message": "str"}
 _STATEFUL = re.compile(r"\b(center|standardize|scale|bs|cr|cc|te)\s*\(")
-
-
-def _mappingproxy(mapping: dict) -> types.MappingProxyType:
-    return types.MappingProxyType(mapping)
-
-
-# Designs and ModelSpecs hold read-only mappings; let pickle (process pools, dask) copy them.
-copyreg.pickle(types.MappingProxyType, lambda m: (_mappingproxy, (dict(m),)))
 
 
 # --------------------------------------------------------------------------------------
