@@ -13,7 +13,7 @@ from typing import Any
 
 from lmmsim import scenarios
 from lmmsim.io import csv_text, write_files
-from lmmsim.roster import course_datasets, read_roster
+from lmmsim.course import course_datasets, read_roster
 from lmmsim.simulate import simulate
 
 
@@ -144,7 +144,7 @@ def _montecarlo(args: argparse.Namespace) -> str:
     from lmmsim import montecarlo
     from lmmsim.summary import format_summary, summarise
 
-    scenario = montecarlo.get_scenario(args.scenario)
+    scenario = scenarios.get(args.scenario)
     params = parse_settings(scenario, args.set)
     grid: dict[str, list] = {}
     for item in args.grid:

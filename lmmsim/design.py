@@ -11,26 +11,16 @@ items give one row per (subject, item) pair.
 
 from __future__ import annotations
 
-import copyreg
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 import numpy as np
 
+from lmmsim.frozen import FrozenMap
 from lmmsim.validate import check_count, check_finite, check_name, check_sd
 
 INTERCEPT = "Intercept"
-
-
-def _frozen(mapping: Mapping) -> Mapping:
-    return MappingProxyType(dict(mapping))
-
-
-# Designs, truths and model specs hold read-only mappings; let pickle (process pools, dask)
-# copy them. Every lmmsim module imports this one through the package, so it is always set.
-copyreg.pickle(MappingProxyType, lambda m: (_frozen, (dict(m),)))
 
 
 @dataclass(frozen=True)
@@ -193,7 +183,7 @@ class RandomEffect:
             raise ValueError(f"sd of random effect {self.factor!r}: got an empty mapping, expected at least one term")
         for term, value in self.sd.items():
             check_sd(f"sd[{term!r}] of random effect {self.factor!r}", value)
-        object.__setattr__(self, "sd", _frozen({str(k): float(v) for k, v in self.sd.items()}))
+        object.__setattr__(self, "sd", FrozenMap({str(k): float(v) for k, v in self.sd.items()}))
         object.__setattr__(self, "corr", _correlation_matrix(self.factor, self.corr, len(self.sd)))
 
     @property
@@ -310,7 +300,7 @@ class Design:
         object.__setattr__(self, "covariates", tuple(self.covariates))
         for name, value in self.beta.items():
             check_finite(f"beta[{name!r}]", value)
-        object.__setattr__(self, "beta", _frozen({str(k): float(v) for k, v in self.beta.items()}))
+        object.__setattr__(self, "beta", FrozenMap({str(k): float(v) for k, v in self.beta.items()}))
         check_sd("sigma_e", self.sigma_e)
         check_name("outcome", self.outcome)
         self._check_structure()

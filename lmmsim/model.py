@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
+
+import pandas as pd
+
+from lmmsim.frozen import FrozenMap
 
 
 @dataclass(frozen=True)
@@ -37,8 +40,8 @@ class ModelSpec:
     levels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "vc_formula", MappingProxyType(dict(self.vc_formula)))
-        object.__setattr__(self, "levels", MappingProxyType({k: tuple(v) for k, v in self.levels.items()}))
+        object.__setattr__(self, "vc_formula", FrozenMap(dict(self.vc_formula)))
+        object.__setattr__(self, "levels", FrozenMap({k: tuple(v) for k, v in self.levels.items()}))
 
     @property
     def outcome(self) -> str:
@@ -56,3 +59,34 @@ class ModelSpec:
         if self.vc_formula:
             args.append(f"vc_formula={dict(self.vc_formula)!r}")
         return f"smf.mixedlm({', '.join(args)})"
+
+
+def prepare(data: pd.DataFrame, model: ModelSpec) -> pd.DataFrame:
+    """Apply the model's level order to categorical columns (reference level first)."""
+    if not isinstance(data, pd.DataFrame):
+        raise ValueError(f"data: got {type(data).__name__}, expected a pandas DataFrame")
+    missing = [c for c in (model.outcome, model.groups, *model.vc_formula) if c not in data.columns]
+    if missing:
+        raise ValueError(f"data: columns {missing} are missing; the data have {list(data.columns)}")
+    data = data.copy()
+    for column, levels in model.levels.items():
+        data[column] = pd.Categorical(data[column], categories=list(levels))
+    return data
+
+
+def formula_error(what: str, formula: str, err: Exception) -> ValueError:
+    """The one-line ``ValueError`` for a formula that cannot be built from the data.
+
+    patsy's own message spans several lines (the formula with carets under the culprit);
+    its first line says what is wrong.
+
+    >>> import patsy
+    >>> try:
+    ...     patsy.dmatrix("dose", {"x": [1.0, 2.0]})
+    ... except patsy.PatsyError as err:
+    ...     print(formula_error("model", "y ~ dose", err))
+    model: 'y ~ dose' cannot be built from the data: Error evaluating factor: NameError: name 'dose' is not defined
+    """
+    text = str(getattr(err, "message", "") or err).strip().splitlines()
+    detail = " ".join(text[0].split()) if text else type(err).__name__
+    return ValueError(f"{what}: {formula!r} cannot be built from the data: {detail}")

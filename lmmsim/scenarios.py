@@ -1,26 +1,77 @@
-"""The book's three studies, each a thin function over the core.
+"""The book's studies, each a thin function over the core.
 
 Every scenario is called with keyword parameters (all have defaults) and returns a
-:class:`~lmmsim.design.Design`; it also knows the model that fits it::
+:class:`~lmmsim.design.Design`; it also knows the model that fits it, and the kind of
+each parameter (:class:`Kind`), by which its values are checked::
 
     >>> from lmmsim import scenarios, simulate
     >>> design = scenarios.plant_growth(n_plots=12)
     >>> scenarios.plant_growth.model.lme4
     'height ~ week * treatment + (1 + week | plot)'
+    >>> scenarios.plant_growth.kinds["rho"]
+    Kind(name='correlation', minimum=None)
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from lmmsim.design import Categorical, Design, Dropout, Factor, Indicator, Normal, RandomEffect
+from lmmsim.frozen import FrozenMap
 from lmmsim.model import ModelSpec
 from lmmsim.validate import check_count, check_finite, check_sd
 
 PLANT_TREATMENTS = ("Control", "FertA", "FertB")
+KINDS = ("count", "sd", "correlation", "proportion", "real")
+"""The kinds of scenario parameters."""
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What values a scenario parameter takes.
+
+    Attributes
+    ----------
+    name : str
+        One of :data:`KINDS`: ``count`` (a whole number >= ``minimum``), ``sd`` (a
+        standard deviation, >= 0), ``correlation`` (in [-1, 1]), ``proportion`` (a
+        probability in [0, 1)) or ``real`` (any finite number).
+    minimum : int, optional
+        Smallest allowed count.
+    """
+
+    name: str
+    minimum: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in KINDS:
+            raise ValueError(f"kind: got {self.name!r}, expected one of {list(KINDS)}")
+        if (self.name == "count") != (self.minimum is not None):
+            raise ValueError(f"minimum: got {self.minimum!r}; a count needs one, other kinds take none")
+
+    def check(self, name: str, value: Any) -> int | float:
+        """``value`` as the parameter's type; ``ValueError`` naming ``name`` if not allowed."""
+        if self.name == "count":
+            return check_count(name, value, minimum=self.minimum)
+        if self.name == "sd":
+            return check_sd(name, value)
+        value = check_finite(name, value)
+        if self.name == "correlation" and not -1 <= value <= 1:
+            raise ValueError(f"{name}: got {value}, a correlation must lie in [-1, 1]")
+        if self.name == "proportion" and not 0 <= value < 1:
+            raise ValueError(f"{name}: got {value}, expected a probability in [0, 1)")
+        return value
+
+
+def count(minimum: int) -> Kind:
+    """A count parameter of at least ``minimum``."""
+    return Kind("count", minimum)
+
+
+SD, CORRELATION, PROPORTION, REAL = Kind("sd"), Kind("correlation"), Kind("proportion"), Kind("real")
 
 
 @dataclass(frozen=True)
@@ -35,14 +86,22 @@ class Scenario:
         Keyword parameters -> Design.
     model : ModelSpec
         The statsmodels/lme4 model for the scenario's data.
-    minimum : dict of str to int
-        Smallest allowed value of each count parameter.
+    kinds : mapping of str to Kind
+        The kind of every parameter of ``build``.
     """
 
     name: str
     build: Callable[..., Design]
     model: ModelSpec
-    minimum: dict[str, int]
+    kinds: Mapping[str, Kind]
+
+    def __post_init__(self) -> None:
+        if set(self.kinds) != set(self.parameters):
+            raise ValueError(
+                f"kinds: got {sorted(self.kinds)}, expected one for each parameter of scenario {self.name!r}: "
+                f"{list(self.parameters)}"
+            )
+        object.__setattr__(self, "kinds", FrozenMap({p: self.kinds[p] for p in self.parameters}))
 
     @property
     def summary(self) -> str:
@@ -61,18 +120,7 @@ class Scenario:
                 f"parameter {sorted(unknown)[0]!r} is not a parameter of scenario {self.name!r}; "
                 f"expected one of {list(self.parameters)}"
             )
-        for name, value in params.items():
-            if isinstance(self.parameters[name], int):
-                params[name] = check_count(name, value, minimum=self.minimum[name])
-            elif name.startswith("sigma"):
-                params[name] = check_sd(name, value)
-            else:
-                params[name] = check_finite(name, value)
-        if "rho" in params and not -1 <= params["rho"] <= 1:
-            raise ValueError(f"rho: got {params['rho']}, a correlation must lie in [-1, 1]")
-        if "dropout" in params and not 0 <= params["dropout"] < 1:
-            raise ValueError(f"dropout: got {params['dropout']}, expected a probability in [0, 1)")
-        return self.build(**params)
+        return self.build(**{name: self.kinds[name].check(name, value) for name, value in params.items()})
 
 
 def _schools(
@@ -248,7 +296,8 @@ schools = Scenario(
         vc_formula={"classroom": "0 + C(classroom)"},
         lme4="score ~ method + ses + (1 | school) + (1 | school:classroom)",
     ),
-    minimum={"n_schools": 2, "n_classrooms": 1, "n_students": 1},
+    kinds={"n_schools": count(2), "n_classrooms": count(1), "n_students": count(1), "sigma_school": SD,
+           "sigma_classroom": SD, "sigma_e": SD, **dict.fromkeys(("beta0", "beta1", "beta2"), REAL)},
 )
 blood_pressure = Scenario(
     "blood_pressure",
@@ -259,7 +308,9 @@ blood_pressure = Scenario(
         re_formula="~week",
         lme4="bp ~ week * drug + (1 + week | patient)",
     ),
-    minimum={"n_patients": 2, "n_weeks": 2},
+    kinds={"n_patients": count(2), "n_weeks": count(2), "sigma_u0": SD, "sigma_u1": SD, "rho": CORRELATION,
+           "sigma_e": SD, "dropout": PROPORTION, "dropout_slope": REAL,
+           **dict.fromkeys(("beta0", "beta1", "beta2", "beta3"), REAL)},
 )
 plant_growth = Scenario(
     "plant_growth",
@@ -271,8 +322,10 @@ plant_growth = Scenario(
         lme4="height ~ week * treatment + (1 + week | plot)",
         levels={"treatment": PLANT_TREATMENTS},
     ),
-    minimum={"n_plots": len(PLANT_TREATMENTS), "n_weeks": 2},
+    kinds={"n_plots": count(len(PLANT_TREATMENTS)), "n_weeks": count(2), "sigma_u0": SD, "sigma_u1": SD,
+           "rho": CORRELATION, "sigma_e": SD, **dict.fromkeys(("beta0", "beta1", "beta2", "beta3", "shift_a", "shift_b"), REAL)},
 )
+
 
 def _cluster_trial(
     n_clusters: int = 30,
@@ -317,7 +370,8 @@ cluster_trial = Scenario(
     "cluster_trial",
     _cluster_trial,
     ModelSpec("y ~ treatment + x", groups="cluster", re_formula="1", lme4="y ~ treatment + x + (1 | cluster)"),
-    minimum={"n_clusters": 2, "cluster_size": 2},
+    kinds={"n_clusters": count(2), "cluster_size": count(2), "sigma_u": SD, "sigma_e": SD,
+           **dict.fromkeys(("beta0", "beta1", "beta2"), REAL)},
 )
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (schools, blood_pressure, plant_growth, cluster_trial)}

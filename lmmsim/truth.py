@@ -5,26 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 from lmmsim.design import INTERCEPT, Design
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return MappingProxyType({str(k): _freeze(v) for k, v in value.items()})
-    if isinstance(value, (list, tuple)):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
-def _thaw(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [_thaw(v) for v in value]
-    return value
+from lmmsim.frozen import freeze, thaw
 
 
 @dataclass(frozen=True)
@@ -53,7 +37,7 @@ class Truth:
 
     def __post_init__(self) -> None:
         for name in ("beta", "sd", "corr", "provenance"):
-            object.__setattr__(self, name, _freeze(getattr(self, name)))
+            object.__setattr__(self, name, freeze(getattr(self, name)))
         object.__setattr__(self, "sigma_e", float(self.sigma_e))
 
     @classmethod
@@ -95,12 +79,12 @@ class Truth:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; ``icc`` is included for readers and ignored on reading."""
         return {
-            "beta": _thaw(self.beta),
-            "sd": _thaw(self.sd),
-            "corr": _thaw(self.corr),
+            "beta": thaw(self.beta),
+            "sd": thaw(self.sd),
+            "corr": thaw(self.corr),
             "sigma_e": self.sigma_e,
             "icc": self.icc,
-            "provenance": _thaw(self.provenance),
+            "provenance": thaw(self.provenance),
         }
 
     def to_json(self) -> str:

@@ -10,14 +10,14 @@ from lmmsim import analyses as an
 from lmmsim import montecarlo as mc
 from lmmsim.summary import rejection
 
-MODEL = mc.cluster_trial.model
+MODEL = scenarios.cluster_trial.model
 COEFS = ("treatment", "x")
 NUMBERS = ["estimate", "se", "ci_low", "ci_high", "statistic", "df", "p_value"]
 
 
 @pytest.fixture(scope="module")
 def sims():
-    design = mc.cluster_trial(n_clusters=12, cluster_size=8, beta1=0.5)
+    design = scenarios.cluster_trial(n_clusters=12, cluster_size=8, beta1=0.5)
     return [simulate(design, seed) for seed in range(4)]
 
 
@@ -36,7 +36,7 @@ def batch(sims):
 @pytest.mark.parametrize("name", list(an.ANALYSES))
 def test_batch_form_equals_per_dataset_form(name, sims, batch):
     analysis = an.ANALYSES[name]
-    result = analysis.batch(batch, COEFS)
+    result = analysis.fit_batch(batch, COEFS)
     for r, sim in enumerate(sims):
         one = analysis(sim.data, MODEL, COEFS)
         assert list(one["parameter"]) == list(result.parameters)
@@ -113,7 +113,7 @@ def test_get():
 @pytest.fixture(scope="module")
 def null_run():
     # No treatment effect; ICC 0.1 in clusters of 20, so the design effect is 2.9.
-    return mc.run(mc.cluster_trial, reps=2000, seed=11, analyses="ols,lmm_t,cluster_means", coefs=["treatment"],
+    return mc.run(scenarios.cluster_trial, reps=2000, seed=11, analyses="ols,lmm_t,cluster_means", coefs=["treatment"],
                   progress=False)
 
 

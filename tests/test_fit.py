@@ -11,7 +11,7 @@ import pytest
 from conftest import Z, one_way_design
 
 from lmmsim import Design, Factor, ModelSpec, Normal, RandomEffect, fit_lmm, fit_ols, recovery, scenarios, simulate
-from lmmsim.fit import BOUNDARY_TOL, Z95, _status
+from lmmsim.fit.statsmodels import BOUNDARY_TOL, Z95, _status
 
 ONE_WAY = ModelSpec("y ~ 1", groups="g")
 

@@ -29,23 +29,24 @@ def _flaky_fit(data, model, coefs):
     return an.ANALYSES["ols"].fit(data, model, coefs)
 
 
-def _flaky_batch(batch, coefs):
-    if (batch.y[:, 0] > 0).any():
+def _flaky_batch(fits, coefs):
+    if (fits.batch.y[:, 0] > 0).any():
         raise RuntimeError("boom")
-    return an.ANALYSES["ols"].batch(batch, coefs)
+    return an.ANALYSES["ols"].batch(fits, coefs)
 
 
-FLAKY = an.Analysis("flaky", "OLS that fails when the first outcome is positive", _flaky_fit, _flaky_batch)
+FLAKY = an.Analysis("flaky", "OLS that fails when the first outcome is positive", _flaky_fit, _flaky_batch,
+                    needs=("ols",))
 
 
 @pytest.fixture(scope="module")
 def general():
-    return mc.run(mc.cluster_trial, **GENERAL)
+    return mc.run(scenarios.cluster_trial, **GENERAL)
 
 
 @pytest.fixture(scope="module")
 def fast():
-    return mc.run(mc.cluster_trial, **FAST)
+    return mc.run(scenarios.cluster_trial, **FAST)
 
 
 def test_table_layout(fast):
@@ -61,18 +62,18 @@ def test_table_layout(fast):
 
 
 def test_fast_path_draws_what_simulate_draws():
-    design = mc.cluster_trial(**SMALL)
+    design = scenarios.cluster_trial(**SMALL)
     seeds = [mc.replication_seed(3, 1, r) for r in range(3)]
-    batch = mc.simulate_batch(design, mc.cluster_trial.model, seeds)
+    batch = mc.simulate_batch(design, scenarios.cluster_trial.model, seeds)
     for r, seed in enumerate(seeds):
-        y, X, groups = an.design_matrices(simulate(design, seed).data, mc.cluster_trial.model)
+        y, X, groups = an.design_matrices(simulate(design, seed).data, scenarios.cluster_trial.model)
         np.testing.assert_allclose(batch.y[r], y, rtol=1e-13, atol=1e-12)
         np.testing.assert_array_equal(batch.X[r], X.to_numpy())
         np.testing.assert_array_equal(batch.groups, groups)
 
 
 def test_fast_and_general_paths_agree(general):
-    fast = mc.run(mc.cluster_trial, **{**GENERAL, "fast": True})
+    fast = mc.run(scenarios.cluster_trial, **{**GENERAL, "fast": True})
     both = general.merge(fast, on=["rep", "analysis", "parameter"], suffixes=("", "_fast"))
     assert len(both) == len(general)
     ok = both.query("status == 'ok' and status_fast == 'ok'")
@@ -82,26 +83,26 @@ def test_fast_and_general_paths_agree(general):
 
 
 def test_same_seed_same_results_whatever_the_chunks(general, fast):
-    assert_frame_equal(mc.run(mc.cluster_trial, **{**GENERAL, "chunk_size": 4}), general)
-    assert_frame_equal(mc.run(mc.cluster_trial, **FAST), fast)
-    other = mc.run(mc.cluster_trial, **{**FAST, "seed": 6})
+    assert_frame_equal(mc.run(scenarios.cluster_trial, **{**GENERAL, "chunk_size": 4}), general)
+    assert_frame_equal(mc.run(scenarios.cluster_trial, **FAST), fast)
+    other = mc.run(scenarios.cluster_trial, **{**FAST, "seed": 6})
     assert not np.allclose(other["estimate"], fast["estimate"])
     # reps are seeded individually: a longer run starts with the shorter one
-    longer = mc.run(mc.cluster_trial, **{**FAST, "reps": 50})
+    longer = mc.run(scenarios.cluster_trial, **{**FAST, "reps": 50})
     assert_frame_equal(longer.query("rep < 40").reset_index(drop=True), fast)
 
 
 def test_dataset_reproduces_a_replication(fast):
-    sim = mc.dataset(mc.cluster_trial, seed=5, rep=7, cell=1, params=SMALL, grid=FAST["grid"])
+    sim = mc.dataset(scenarios.cluster_trial, seed=5, rep=7, cell=1, params=SMALL, grid=FAST["grid"])
     row = fast.query("cell == 1 and rep == 7 and analysis == 'ols' and parameter == 'x'")
-    ols = an.ANALYSES["ols"](sim.data, mc.cluster_trial.model, ["x"])
+    ols = an.ANALYSES["ols"](sim.data, scenarios.cluster_trial.model, ["x"])
     assert ols["estimate"].iloc[0] == pytest.approx(row["estimate"].iloc[0], rel=1e-10)
 
 
 def test_executors_give_identical_results(general, fast):
     with ProcessPoolExecutor(2) as pool:
-        assert_frame_equal(mc.run(mc.cluster_trial, executor=pool, **GENERAL), general)
-        assert_frame_equal(mc.run(mc.cluster_trial, executor=pool, **FAST), fast)
+        assert_frame_equal(mc.run(scenarios.cluster_trial, executor=pool, **GENERAL), general)
+        assert_frame_equal(mc.run(scenarios.cluster_trial, executor=pool, **FAST), fast)
 
 
 def test_dask_cluster_gives_identical_results(general, fast):
@@ -111,8 +112,8 @@ def test_dask_cluster_gives_identical_results(general, fast):
     # forked workers start in a fraction of a second (spawned ones take ~10 s here)
     with dask.config.set({"distributed.worker.multiprocessing-method": "fork"}), distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         with distributed.Client(cluster) as client:
-            assert_frame_equal(mc.run(mc.cluster_trial, executor=client, **GENERAL), general)
-            assert_frame_equal(mc.run(mc.cluster_trial, executor=client, **FAST), fast)
+            assert_frame_equal(mc.run(scenarios.cluster_trial, executor=client, **GENERAL), general)
+            assert_frame_equal(mc.run(scenarios.cluster_trial, executor=client, **FAST), fast)
 
 
 def _stop_after(k, calls):
@@ -129,23 +130,23 @@ def test_interrupted_run_resumes_to_the_same_table(tmp_path, options):
     folder = tmp_path / "checkpoint"
     calls = []
     with pytest.raises(Interrupt):
-        mc.run(mc.cluster_trial, **options, checkpoint=folder, on_chunk=_stop_after(2, calls))
+        mc.run(scenarios.cluster_trial, **options, checkpoint=folder, on_chunk=_stop_after(2, calls))
     assert len(list(folder.glob("cell*.csv"))) == 2
     resumed_calls = []
-    resumed = mc.run(mc.cluster_trial, **options, checkpoint=folder, on_chunk=lambda d, t: resumed_calls.append(d))
+    resumed = mc.run(scenarios.cluster_trial, **options, checkpoint=folder, on_chunk=lambda d, t: resumed_calls.append(d))
     chunks = (2 if "grid" in options else 1) * -(-options["reps"] // options["chunk_size"])
     assert len(resumed_calls) == chunks - 2  # finished chunks were not redone
-    assert_frame_equal(resumed, mc.run(mc.cluster_trial, **options))
+    assert_frame_equal(resumed, mc.run(scenarios.cluster_trial, **options))
     with pytest.raises(ValueError, match="different run"):
-        mc.run(mc.cluster_trial, **{**options, "seed": 99}, checkpoint=folder)
+        mc.run(scenarios.cluster_trial, **{**options, "seed": 99}, checkpoint=folder)
 
 
 @pytest.mark.parametrize("fast_path", [True, False])
 def test_failed_fits_are_recorded_and_the_run_goes_on(fast_path):
-    out = mc.run(mc.cluster_trial, **{**GENERAL, "fast": fast_path, "analyses": [FLAKY, "ols"], "reps": 8})
+    out = mc.run(scenarios.cluster_trial, **{**GENERAL, "fast": fast_path, "analyses": [FLAKY, "ols"], "reps": 8})
     flaky, ols = out.query("analysis == 'flaky'"), out.query("analysis == 'ols'")
     assert len(flaky) == len(ols) == 8 * 2
-    first_y = {r: mc.dataset(mc.cluster_trial, seed=5, rep=r, params=SMALL).data["y"].iloc[0] for r in range(8)}
+    first_y = {r: mc.dataset(scenarios.cluster_trial, seed=5, rep=r, params=SMALL).data["y"].iloc[0] for r in range(8)}
     bad = flaky["rep"].map(first_y) > 0
     assert 0 < bad.sum() < len(flaky)
     assert (flaky.loc[bad, "status"] == "failed").all()
@@ -158,12 +159,12 @@ def test_failed_fits_are_recorded_and_the_run_goes_on(fast_path):
 def _broken_sometimes(seed, n_clusters=6):
     if seed.spawn_key[-1] == 1:
         raise RuntimeError("no data")
-    sim = simulate(mc.cluster_trial(n_clusters=n_clusters, cluster_size=4), seed)
+    sim = simulate(scenarios.cluster_trial(n_clusters=n_clusters, cluster_size=4), seed)
     return sim.data if n_clusters > 6 else sim
 
 
 def test_user_functions_as_studies():
-    out = mc.run(_broken_sometimes, model=mc.cluster_trial.model, grid={"n_clusters": [6, 8]}, reps=3, seed=1,
+    out = mc.run(_broken_sometimes, model=scenarios.cluster_trial.model, grid={"n_clusters": [6, 8]}, reps=3, seed=1,
                  analyses="ols", progress=False)
     failed = out.query("rep == 1")
     assert failed["status"].eq("failed").all() and failed["message"].str.contains("simulation: RuntimeError").all()
@@ -173,7 +174,7 @@ def test_user_functions_as_studies():
 
 
 def test_invalid_arguments_fail_before_running():
-    run = mc.cluster_trial
+    run = scenarios.cluster_trial
     cases = [
         (dict(reps=0), "reps"),
         (dict(seed=-1), "seed"),
@@ -188,20 +189,20 @@ def test_invalid_arguments_fail_before_running():
         with pytest.raises(ValueError, match=match):
             mc.run(run, **{**dict(reps=2, seed=1, progress=False), **kwargs})
     with pytest.raises(ValueError, match="model: required"):
-        mc.run(mc.cluster_trial(), reps=2, seed=1)
+        mc.run(scenarios.cluster_trial(), reps=2, seed=1)
     with pytest.raises(ValueError, match="fast path cannot"):
         mc.run(scenarios.plant_growth, reps=2, seed=1, fast=True)
     with pytest.raises(ValueError, match="random-intercept"):
         mc.run(scenarios.plant_growth, reps=2, seed=1, analyses="lrt_vc")
     assert mc.fast_path_reason(scenarios.schools(), scenarios.schools.model, an.get("ols")) is not None
-    design = Design(**{**mc.cluster_trial(**SMALL).__dict__})
+    design = Design(**{**scenarios.cluster_trial(**SMALL).__dict__})
     assert mc.fast_path_reason(design, ModelSpec("y ~ x", "cluster"), an.get("ols,lmm_t")) is None
 
 
 def test_progress_bar_can_be_turned_off(capsys):
-    mc.run(mc.cluster_trial, params=SMALL, reps=4, seed=1, analyses="ols", progress=True)
+    mc.run(scenarios.cluster_trial, params=SMALL, reps=4, seed=1, analyses="ols", progress=True)
     assert "montecarlo" in capsys.readouterr().err
-    mc.run(mc.cluster_trial, params=SMALL, reps=4, seed=1, analyses="ols", progress=False)
+    mc.run(scenarios.cluster_trial, params=SMALL, reps=4, seed=1, analyses="ols", progress=False)
     assert capsys.readouterr().err == ""
 
 
@@ -214,7 +215,7 @@ def test_cli_runs_and_prints_the_summary(tmp_path, capsys):
     assert "rejection" in printed and "lmm_t" in printed and f"wrote 120 rows to {out}" in printed
     table = pd.read_csv(out)
     assert len(table) == 2 * 30 * 2 * 1 and list(table.columns[:2]) == ["n_clusters", "cell"]
-    expected = mc.run(mc.cluster_trial, params={"cluster_size": 5}, grid={"n_clusters": [6, 8]}, reps=30, seed=2,
+    expected = mc.run(scenarios.cluster_trial, params={"cluster_size": 5}, grid={"n_clusters": [6, 8]}, reps=30, seed=2,
                       analyses="ols,lmm_t", coefs=["treatment"], progress=False)
     np.testing.assert_allclose(table["estimate"], expected["estimate"], rtol=1e-15)
 

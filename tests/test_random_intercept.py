@@ -10,7 +10,7 @@ import statsmodels.api as sm
 from scipy import stats
 from statsmodels.regression.mixed_linear_model import MixedLMParams
 
-from lmmsim.reml import RandomInterceptFit, fit_random_intercept
+from lmmsim.fit.exact import RandomInterceptFit, fit_random_intercept
 
 SEED = 20241124
 

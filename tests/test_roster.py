@@ -11,7 +11,7 @@ from conftest import PYTHON
 
 from lmmsim import Truth, scenarios, simulate
 from lmmsim.io import csv_text
-from lmmsim.roster import course_datasets, read_roster, student_seed
+from lmmsim.course.roster import course_datasets, read_roster, student_seed
 
 
 def write(path, text: str | bytes):
@@ -80,7 +80,7 @@ def test_student_seed_is_stable_and_distinct():
     assert a.entropy != student_seed(2025, "ann").entropy
     assert a.entropy != student_seed(2024, "Ann").entropy
     # Stable across processes (no Python hash randomisation): same state in a fresh one.
-    code = "from lmmsim.roster import student_seed; print(student_seed(2024, 'ann').generate_state(4).tolist())"
+    code = "from lmmsim.course.roster import student_seed; print(student_seed(2024, 'ann').generate_state(4).tolist())"
     out = subprocess.run([str(PYTHON), "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "123"}, check=True)
     assert out.stdout.strip() == str(a.generate_state(4).tolist())
     for bad in (-1, 1.5, "7"):

@@ -1,107 +1,30 @@
-"""Fit simulated data with a linear mixed model (statsmodels MixedLM) or naive OLS.
+"""Fit simulated data with a linear mixed model (statsmodels MixedLM).
 
-Every fit carries a :class:`FitStatus`: whether the optimizer converged, whether the
-estimate lies on the boundary of the parameter space (a variance estimated as zero, a
-correlation of ±1), and the warnings statsmodels raised, which would otherwise scroll
-past unseen.
+Every fit carries a :class:`~lmmsim.fit.status.FitStatus`: whether the optimizer
+converged, whether the estimate lies on the boundary of the parameter space (a variance
+estimated as zero, a correlation of ±1), and the warnings statsmodels raised, which would
+otherwise scroll past unseen.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
+import patsy
 import statsmodels.formula.api as smf
 from scipy import stats
 
 from lmmsim.design import INTERCEPT
-from lmmsim.model import ModelSpec
+from lmmsim.fit.result import Fit
+from lmmsim.fit.status import FitStatus, captured_warnings, warning_messages, warns_convergence, warns_hessian
+from lmmsim.model import ModelSpec, formula_error, prepare
 
 Z95 = stats.norm.ppf(0.975)
 # An SD below this fraction of the residual SD is reported as a boundary (singular) fit.
 BOUNDARY_TOL = 1e-3
 OPTIMIZERS = ("lbfgs", "powell", "nm")
-
-
-@dataclass(frozen=True)
-class FitStatus:
-    """How a fit ended.
-
-    Attributes
-    ----------
-    converged : bool
-        The optimizer reported convergence, raised no convergence warning, and stopped at
-        a maximum: unless on the boundary, the Hessian is negative definite and a Newton
-        step would raise the log-likelihood by less than ``NEWTON_TOL`` (1 unit).
-    boundary : bool
-        A variance component is (numerically) zero or a correlation is ±1: the fit is
-        singular and its variance-component inference is unreliable.
-    message : str
-        One line for people: ``"converged"``, or what went wrong.
-    warnings : tuple of str
-        Every distinct warning raised while fitting.
-    """
-
-    converged: bool
-    boundary: bool = False
-    message: str = "converged"
-    warnings: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        """Converged and not on the boundary."""
-        return self.converged and not self.boundary
-
-    def __str__(self) -> str:
-        return self.message
-
-
-@dataclass(frozen=True)
-class Fit:
-    """One fitted model.
-
-    Attributes
-    ----------
-    method : str
-        ``"REML"``, ``"ML"``, ``"OLS"`` or ``"OLS (cluster-robust)"``.
-    estimates : pandas.DataFrame
-        Indexed by parameter name; columns ``estimate``, ``se``, ``ci_low``, ``ci_high``
-        (95 %, Wald). Fixed effects use the names of X's columns; variance parameters
-        are ``sd(term|factor)``, ``cor(term1,term2|factor)`` and ``sd(residual)``. SE and
-        CI are NaN where statsmodels gives no standard error (residual SD,
-        correlations) or where the fit is on the boundary.
-    status : FitStatus
-        Convergence and boundary status.
-    loglik : float
-        Maximised (restricted, for REML) log-likelihood.
-    nobs : int
-        Observations used.
-    result : object
-        The underlying statsmodels results object.
-    """
-
-    method: str
-    estimates: pd.DataFrame
-    status: FitStatus
-    loglik: float
-    nobs: int
-    result: Any = field(default=None, repr=False, compare=False)
-
-
-def prepare(data: pd.DataFrame, model: ModelSpec) -> pd.DataFrame:
-    """Apply the model's level order to categorical columns (reference level first)."""
-    if not isinstance(data, pd.DataFrame):
-        raise ValueError(f"data: got {type(data).__name__}, expected a pandas DataFrame")
-    missing = [c for c in (model.outcome, model.groups, *model.vc_formula) if c not in data.columns]
-    if missing:
-        raise ValueError(f"data: columns {missing} are missing; the data have {list(data.columns)}")
-    data = data.copy()
-    for column, levels in model.levels.items():
-        data[column] = pd.Categorical(data[column], categories=list(levels))
-    return data
 
 
 def fit_lmm(data: pd.DataFrame, model: ModelSpec, *, reml: bool = True, optimizers=OPTIMIZERS) -> Fit:
@@ -129,30 +52,32 @@ def fit_lmm(data: pd.DataFrame, model: ModelSpec, *, reml: bool = True, optimize
     """
     data = prepare(data, model)
     method = "REML" if reml else "ML"
-    lmm = smf.mixedlm(
-        model.formula,
-        data,
-        groups=model.groups,
-        re_formula=model.re_formula,
-        vc_formula=dict(model.vc_formula) or None,
-    )
+    try:
+        lmm = smf.mixedlm(
+            model.formula,
+            data,
+            groups=model.groups,
+            re_formula=model.re_formula,
+            vc_formula=dict(model.vc_formula) or None,
+        )
+    except patsy.PatsyError as err:
+        raise formula_error("model", model.formula, err) from None
     attempts = []
     for optimizer in optimizers:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with captured_warnings() as caught:
             try:
                 result = lmm.fit(reml=reml, method=optimizer)
                 _ = result.llf  # computed lazily: compute it here, so its warnings are caught too
             except (np.linalg.LinAlgError, ValueError) as err:
                 attempts.append((None, optimizer, (f"{type(err).__name__}: {err}",)))
                 continue
-        messages = tuple(dict.fromkeys(str(w.message).strip() for w in caught))
+        messages = warning_messages(caught)
         attempts.append((result, optimizer, messages))
         if _converged(attempts[-1]) and _at_maximum(result, messages):
             break
     fitted = [a for a in attempts if a[0] is not None]
     if not fitted:
-        status = FitStatus(False, False, f"failed: {attempts[-1][2][0]}", attempts[-1][2])
+        status = FitStatus(False, False, f"failed: {attempts[-1][2][0]}", attempts[-1][2], failed=True)
         return Fit(method, _empty_estimates(), status, float("nan"), len(data))
     # No optimizer stopped at a verified interior maximum (e.g. on the boundary, where the
     # Hessian is singular): take the highest likelihood among the usable attempts.
@@ -169,13 +94,12 @@ def fit_lmm(data: pd.DataFrame, model: ModelSpec, *, reml: bool = True, optimize
 
 def _converged(attempt) -> bool:
     result, _, messages = attempt
-    return bool(result.converged) and not any("converge" in m.lower() for m in messages)
+    return bool(result.converged) and not warns_convergence(messages)
 
 
 def _hessian_ok(messages: tuple[str, ...]) -> bool:
-    """statsmodels did not warn that the Hessian is not negative definite at the estimate
-    (its wording: "not positive definite"), i.e. the point is a strict local maximum."""
-    return not any("not positive definite" in m.lower() for m in messages)
+    """The point is a strict local maximum, as far as statsmodels' warnings tell."""
+    return not warns_hessian(messages)
 
 
 # A converged fit is a stationary point: the Newton decrement ½ g'(−H)⁻¹g, by how much a
@@ -236,6 +160,7 @@ def _status(result, optimizer: str, messages: tuple[str, ...], estimates: pd.Dat
             f"failed ({optimizer}): a variance is exactly zero, where statsmodels' fixed "
             "effects and likelihood are unreliable",
             messages,
+            failed=True,
         )
     sd_rows = estimates.index.str.startswith("sd(") & (estimates.index != "sd(residual)")
     sigma = np.sqrt(result.scale)
@@ -361,46 +286,6 @@ def _sd_row(sd: float, se_var: float) -> tuple[float, float, float, float]:
 def _re_terms(names, groups: str) -> list[str]:
     """statsmodels calls the random intercept after the grouping column; we call it Intercept."""
     return [INTERCEPT if n in (groups, "Group", INTERCEPT) else str(n) for n in names]
-
-
-def fit_ols(data: pd.DataFrame, model: ModelSpec, *, cluster: bool = False) -> Fit:
-    """Fit the fixed effects by ordinary least squares, ignoring the grouping.
-
-    Parameters
-    ----------
-    data : pandas.DataFrame
-        The data.
-    model : ModelSpec
-        Its formula gives the fixed effects; the random effects are ignored.
-    cluster : bool
-        Use cluster-robust (sandwich) standard errors with ``model.groups`` as clusters.
-
-    Returns
-    -------
-    Fit
-        With ``sd(residual)`` as the only variance parameter.
-    """
-    data = prepare(data, model)
-    ols = smf.ols(model.formula, data)
-    if cluster:
-        codes = pd.factorize(data[model.groups])[0]
-        result = ols.fit(cov_type="cluster", cov_kwds={"groups": codes})
-    else:
-        result = ols.fit()
-    ci = result.conf_int(alpha=0.05)
-    estimates = pd.DataFrame(
-        {"estimate": result.params, "se": result.bse, "ci_low": ci[0], "ci_high": ci[1]}
-    )
-    estimates.loc["sd(residual)"] = (np.sqrt(result.scale), np.nan, np.nan, np.nan)
-    estimates.index.name = "parameter"
-    return Fit(
-        "OLS (cluster-robust)" if cluster else "OLS",
-        estimates,
-        FitStatus(True),
-        float(result.llf),
-        int(result.nobs),
-        result,
-    )
 
 
 def _empty_estimates() -> pd.DataFrame:

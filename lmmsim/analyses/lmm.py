@@ -1,0 +1,88 @@
+"""Mixed models by REML: statsmodels' SE with a Wald z test (``lmm_wald``), and the
+model-based SE with a between-within t test (``lmm_t``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lmmsim.analyses.base import BatchFits, batch_result, exact_status, fit_status, frame, select, wald_frame
+from lmmsim.fit.result import Fit
+from lmmsim.fit.statsmodels import fit_lmm
+from lmmsim.inference import between_within_df, denominator_df
+from lmmsim.simulate.batch import design_matrices
+
+LMM_OPTIMIZERS = ("bfgs", "lbfgs", "powell", "nm")
+"""Optimizers for statsmodels MixedLM, in the order tried (see the Notes of
+:mod:`lmmsim.analyses`)."""
+
+
+def lmm(data, model, reml=True) -> Fit:
+    """:func:`~lmmsim.fit.fit_lmm` with :data:`LMM_OPTIMIZERS`."""
+    return fit_lmm(data, model, reml=reml, optimizers=LMM_OPTIMIZERS)
+
+
+def gls_covariance(result) -> np.ndarray:
+    """σ̂²(X'V̂₀⁻¹X)⁻¹ from a statsmodels MixedLM result: the variance components
+    treated as known, for any random-effects structure."""
+    model = result.model
+    cov_re = np.asarray(result.cov_re)
+    p = len(result.fe_params)
+    A = np.zeros((p, p))
+    for j in range(len(model.group_labels)):
+        X = model.exog_li[j]
+        V = result.scale * np.eye(X.shape[0])
+        if model.k_re:
+            Z = model.exog_re_li[j]
+            V += Z @ cov_re @ Z.T
+        for k in range(len(model.exog_vc.names)):
+            M = model.exog_vc.mats[k][j]
+            V += result.vcomp[k] * (M @ M.T)
+        A += X.T @ np.linalg.solve(V, X)
+    return np.linalg.inv(A)
+
+
+def observed_se(fit) -> np.ndarray:
+    """statsmodels-like SEs (observed information of β and γ); at the boundary γ = 0,
+    where that information is not defined, the model-based SE."""
+    usable = ~fit.boundary[:, None] & np.isfinite(fit.se_observed)
+    return np.where(usable, fit.se_observed, fit.se)
+
+
+def lmm_wald(data, model, coefs):
+    """statsmodels' SE and a Wald z test."""
+    fit = lmm(data, model)
+    status = fit_status(fit)
+    if status.code == "failed":
+        return frame(coefs, status.code, status.message)
+    est = fit.estimates.reindex(list(coefs))
+    return wald_frame(coefs, est["estimate"], est["se"], np.nan, status.code, status.message)
+
+
+def lmm_wald_batch(fits: BatchFits, coefs):
+    """:func:`lmm_wald` of every replication of a batch (exact REML)."""
+    idx = select(fits.batch.columns, coefs)
+    status, message = exact_status(fits.reml)
+    return batch_result(coefs, fits.reml.beta[:, idx], observed_se(fits.reml)[:, idx], np.nan, status, message)
+
+
+def lmm_t(data, model, coefs):
+    """Model-based SE and a t test with between-within df."""
+    fit = lmm(data, model)
+    status = fit_status(fit)
+    if status.code == "failed":
+        return frame(coefs, status.code, status.message)
+    _, X, codes = design_matrices(data, model)
+    idx = select(X.columns, coefs)
+    se = np.sqrt(np.diag(gls_covariance(fit.result)))[idx]
+    df = denominator_df(X.to_numpy(), codes, fit.result.model.exog_re)[idx]
+    return wald_frame(coefs, fit.result.fe_params.to_numpy()[idx], se, df, status.code, status.message)
+
+
+def lmm_t_batch(fits: BatchFits, coefs):
+    """:func:`lmm_t` of every replication of a batch (exact REML)."""
+    b, fit = fits.batch, fits.reml
+    idx = select(b.columns, coefs)
+    status, message = exact_status(fit)
+    df = between_within_df(fits.between, b.y.shape[1], b.J)
+    df = np.broadcast_to(df, fit.beta.shape)[:, idx]
+    return batch_result(coefs, fit.beta[:, idx], fit.se[:, idx], df, status, message)

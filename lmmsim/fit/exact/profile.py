@@ -1,0 +1,240 @@
+"""The profiled REML/ML criterion of the random-intercept model and its global optimum.
+
+Used by :func:`lmmsim.fit.exact.random_intercept.fit_random_intercept`; the method is
+described there. Every array keeps the replications on its last axis.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+_XTOL = 1e-10  # on log(gamma): relative precision of gamma, before the last Newton step
+_MAXITER = 100
+
+
+class Stats(NamedTuple):
+    """Sufficient statistics pooled by group size, replications on the LAST axis.
+
+    ``K`` is the number of distinct group sizes.  The X-only arrays have a
+    last axis of 1 when X is shared.  In the within-group arrays the axis
+    before the last is a placeholder (length 1) for the grid axis.
+    """
+
+    size: np.ndarray  # (K, 1) group size n_k
+    count: np.ndarray  # (K, 1) number of groups of that size
+    w_xx: np.ndarray  # (p, p, 1, Rx) within-group X'X
+    b_xx: np.ndarray  # (p, p, K, Rx) sum over groups of size n_k of s s' / n_k
+    w_xy: np.ndarray  # (p, 1, R)
+    b_xy: np.ndarray  # (p, K, R)  sum of s t / n_k
+    w_yy: np.ndarray  # (1, R)
+    b_yy: np.ndarray  # (K, R)  sum of t^2 / n_k
+
+    def take(self, part) -> Stats:
+        """The statistics of the replications ``part`` (slice or index array)."""
+        shared = self.w_xx.shape[-1] == 1
+        return self._replace(
+            **{
+                name: getattr(self, name)[..., part]
+                for name in self._fields[2:]
+                if not (shared and name in ("w_xx", "b_xx"))
+            }
+        )
+
+
+class _Criterion(NamedTuple):
+    """Profiled criterion ``f = -2 loglik + const`` and what it is built from.
+
+    Arrays have the grid axis and the replication axis last, ``(..., G, R)``.
+    """
+
+    f: np.ndarray
+    f1: np.ndarray  # df / dgamma
+    f2: np.ndarray | None  # d2f / dgamma2
+    beta: np.ndarray  # (p, G, R) GLS estimate
+    q: np.ndarray  # sigma_e^2-free residual quadratic form r'V0^-1 r
+    a_inv: np.ndarray  # (p, p, G, R) inverse of X'V0^-1 X
+    logdet: np.ndarray  # log|X'V0^-1 X|
+    log_v: np.ndarray  # log|V0| = sum_j log(1 + n_j gamma)
+    h: np.ndarray  # (p, G, R) so that dbeta / dgamma = -a_inv h
+
+
+def _ksum(lam: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``sum_k lam[g, k, r] * s[..., k, r]``, shape (..., G, R)."""
+    if lam.shape[-1] == 1:  # one gamma per grid point, shared by all replications
+        return lam[..., 0] @ s
+    return np.einsum("gkr,...kr->...gr", lam, s)
+
+
+def matvec(m: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Matrix-vector products ``m[a, b, ...] v[b, ...]``, shape (p, G, R)."""
+    if m.shape[-1] == 1 < v.shape[-1]:  # one matrix per grid point: batched matmul is ~6x faster
+        return np.moveaxis(np.moveaxis(m[..., 0], -1, 0) @ np.moveaxis(v, 1, 0), 0, 1)
+    return np.einsum("ab...,b...->a...", m, v)
+
+
+def _dot(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Inner products over the first axis."""
+    return np.einsum("a...,a...->...", u, v)
+
+
+def _inverse_logdet(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse, in place, and log-determinant of positive definite ``a[i, j, ...]``.
+
+    Gauss-Jordan sweeps vectorised over the trailing axes: for the small
+    ``p`` of a fixed-effects design this is far faster than batched LAPACK,
+    and positive pivots make pivoting unnecessary.
+    """
+    logdet = 0.0
+    for k in range(a.shape[0]):
+        pivot = a[k, k].copy()
+        logdet = logdet + np.log(pivot)
+        col = a[:, k].copy()
+        row = a[k] / pivot
+        a -= col[:, None] * row[None, :]
+        a[k] = row
+        a[:, k] = -col / pivot
+        a[k, k] = 1.0 / pivot
+    return a, logdet
+
+
+def evaluate(st: Stats, gamma: np.ndarray, d: int, reml: bool, second: bool = True) -> _Criterion:
+    """The profiled criterion at ``gamma`` of shape (G, R) or (G, 1).
+
+    ``d`` is the residual degrees of freedom (``n - p`` or ``n``); ``f2`` is
+    None unless ``second``.
+    """
+    lam = 1.0 / (1.0 + st.size * gamma[:, None, :])  # (G, K, R)
+    a = st.w_xx + _ksum(lam, st.b_xx)
+    b = st.w_xy + _ksum(lam, st.b_xy)
+    a_inv, logdet = _inverse_logdet(a)
+    beta = matvec(a_inv, b)
+    q = st.w_yy + _ksum(lam, st.b_yy) - _dot(b, beta)
+    log_v = -(st.count * np.log(lam)).sum(1)
+
+    # Derivatives of lambda, then of q by the envelope theorem (beta is
+    # optimal); d beta / d gamma = -a_inv h enters the second derivative.
+    lam1 = -st.size * lam**2
+    a1, b1 = _ksum(lam1, st.b_xx), _ksum(lam1, st.b_xy)
+    h = matvec(a1, beta) - b1
+    q1 = _ksum(lam1, st.b_yy) - _dot(beta, b1 - h)
+    f = log_v + d * np.log(q)
+    f1 = (st.count * st.size * lam).sum(1) + d * q1 / q
+    if reml:
+        c1 = np.einsum("ab...,bc...->ac...", a_inv, a1)
+        f = f + logdet
+        f1 = f1 + np.einsum("aa...->...", c1)
+    f2 = None
+    if second:
+        lam2 = -2.0 * st.size * lam * lam1
+        a2 = _ksum(lam2, st.b_xx)
+        q2 = (
+            _ksum(lam2, st.b_yy)
+            - _dot(beta, 2.0 * _ksum(lam2, st.b_xy) - matvec(a2, beta))
+            - 2.0 * _dot(h, matvec(a_inv, h))
+        )
+        f2 = -(st.count * (st.size * lam) ** 2).sum(1) + d * (q2 / q - (q1 / q) ** 2)
+        if reml:
+            f2 = f2 + np.einsum("ab...,ba...->...", a_inv, a2) - np.einsum("ab...,ba...->...", c1, c1)
+    return _Criterion(f, f1, f2, beta, q, a_inv, logdet, log_v, h)
+
+
+def _newton(st: Stats, lo, hi, f1_lo, f1_hi, shift: float, d: int, reml: bool):
+    """Minimise ``f`` on brackets ``[lo, hi]`` with ``f1(lo) < 0 <= f1(hi)``.
+
+    Works in ``xi = log(gamma + shift)``: log-like over many decades, where
+    ``f`` is close to quadratic, yet finite at ``gamma = 0``.  Newton steps,
+    replaced by bisection whenever they leave the (shrinking) bracket or the
+    curvature is not positive; started where the linear interpolant of
+    ``df/dxi`` vanishes.  Returns the minimiser, whether it converged, and
+    ``f`` there.
+    """
+    lo, hi = np.log(lo + shift), np.log(hi + shift)
+    slope_lo, slope_hi = np.exp(lo) * f1_lo, np.exp(hi) * f1_hi
+    xi = lo + (hi - lo) * slope_lo / (slope_lo - slope_hi)
+    for _ in range(_MAXITER):
+        scale = np.exp(xi)  # d gamma / d xi
+        crit = evaluate(st, (scale - shift)[None], d, reml)
+        f1, f2 = crit.f1[0], crit.f2[0]
+        below = f1 < 0
+        lo = np.where(below, xi, lo)
+        hi = np.where(below, hi, xi)
+        curvature = scale * f2 + f1  # (d2f / dxi2) / scale
+        step = xi - f1 / curvature
+        new = np.where((curvature > 0) & (step >= lo) & (step <= hi), step, 0.5 * (lo + hi))
+        done = np.abs(new - xi) <= _XTOL
+        xi = new
+        if done.all():
+            break
+    return np.exp(xi) - shift, done, crit.f[0]
+
+
+def optimise(st: Stats, grid: np.ndarray, d: int, reml: bool):
+    """Global minimiser of ``f`` over ``[0, grid[-1]]`` for each replication."""
+    crit = evaluate(st, grid[:, None], d, reml, second=False)
+    f, f1 = crit.f, crit.f1
+    # gamma = 0 is a candidate when f increases from it; the grid's upper end
+    # when f still decreases there (then the optimum lies beyond gamma_max).
+    best_f = np.where(f1[0] >= 0, f[0], np.inf)
+    at_top = (f1[-1] < 0) & (f[-1] < best_f)
+    best_f = np.where(at_top, f[-1], best_f)
+    gamma = np.where(at_top, grid[-1], 0.0)
+    converged = ~at_top
+
+    # Each sign change of f1 from - to + brackets a local minimum; refine
+    # them all (usually one per replication) and keep the lowest.
+    todo = (f1[:-1] < 0) & (f1[1:] >= 0)
+    while todo.any():
+        cols = np.flatnonzero(todo.any(0))
+        i = todo[:, cols].argmax(0)
+        todo[i, cols] = False
+        sub = st if len(cols) == len(gamma) else st.take(cols)
+        x, done, fx = _newton(sub, grid[i], grid[i + 1], f1[i, cols], f1[i + 1, cols], grid[1], d, reml)
+        better = fx < best_f[cols]
+        best_f[cols] = np.where(better, fx, best_f[cols])
+        gamma[cols] = np.where(better, x, gamma[cols])
+        converged[cols] = np.where(better, done, converged[cols])
+    return gamma, converged & np.isfinite(best_f)
+
+
+
+def sufficient_stats(y: np.ndarray, X: np.ndarray, codes: np.ndarray) -> Stats:
+    """Pool the per-group sums by group size (see :class:`Stats` for the layout)."""
+    order = np.argsort(codes, kind="stable")
+    sizes = np.bincount(codes)
+    if np.any(np.diff(codes) < 0):  # reduceat needs each group contiguous
+        y, X, codes = y[:, order], X[..., order, :], codes[order]
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    # Group sums (R, J): reduceat is fast only when it adds up contiguous rows
+    if y.strides[0] < y.strides[1]:
+        t = np.add.reduceat(y.T, starts, axis=0).T
+    else:
+        t = np.add.reduceat(y, starts, axis=1)
+    s = np.add.reduceat(X, starts, axis=-2)  # (J, p) or (R, J, p)
+    x_within = X - np.take(s / sizes[:, None], codes, axis=-2)  # exact within-group part of X
+
+    size, cls = np.unique(sizes, return_inverse=True)
+    pool = (cls[:, None] == np.arange(len(size))) / sizes[:, None]  # (J, K): 1/n_j into its size class
+    if X.ndim == 2:
+        w_xx = (x_within.T @ x_within)[:, :, None, None]
+        b_xx = np.einsum("ja,jb,jk->abk", s, s, pool)[..., None]
+        w_xy = (x_within.T @ y.T)[:, None, :]
+        b_xy = np.einsum("ja,jk->akj", s, pool) @ t.T
+    else:
+        w_xx = np.moveaxis(x_within.transpose(0, 2, 1) @ x_within, 0, -1)[:, :, None, :]
+        b_xx = np.einsum("rja,rjb,jk->abkr", s, s, pool, optimize=True)
+        w_xy = (y[:, None, :] @ x_within)[:, 0].T[:, None, :]
+        b_xy = np.einsum("rj,rja,jk->akr", t, s, pool)
+    b_yy = pool.T @ (t**2).T
+    w_yy = (np.einsum("rn,rn->r", y, y) - b_yy.sum(0))[None, :]
+    return Stats(
+        size=size[:, None].astype(float),
+        count=np.bincount(cls)[:, None].astype(float),
+        w_xx=w_xx,
+        b_xx=b_xx,
+        w_xy=w_xy,
+        b_xy=b_xy,
+        w_yy=w_yy,
+        b_yy=b_yy,
+    )

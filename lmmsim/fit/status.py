@@ -1,0 +1,109 @@
+"""How a fit ended, in one type for every fitter, and the warnings fitters raise.
+
+A :class:`FitStatus` records whether the optimizer converged, whether the estimate lies
+on the boundary of the parameter space, whether the fit failed outright, and the
+warnings raised; :attr:`FitStatus.code` is one of :data:`lmmsim.schema.STATUSES`.
+:func:`status_codes` applies the same rule to arrays of fits (the batch fitters).
+
+>>> FitStatus(True).code, FitStatus(True, boundary=True).code, FitStatus(False).code
+('ok', 'boundary', 'not_converged')
+>>> FitStatus(False, failed=True, message="failed: singular matrix").code
+'failed'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from lmmsim.schema import STATUSES
+
+
+def status_codes(converged, boundary, failed=False) -> np.ndarray:
+    """The status code of each fit: ``failed``, else ``not_converged``, else ``boundary``,
+    else ``ok`` (arrays broadcast; the result has dtype object)."""
+    converged, boundary, failed = np.broadcast_arrays(*(np.asarray(v, dtype=bool) for v in (converged, boundary, failed)))
+    return np.select([failed, ~converged, boundary], list(STATUSES[:0:-1]), STATUSES[0]).astype(object)
+
+
+def worst(*codes: str) -> str:
+    """The worst of several status codes."""
+    return max(codes, key=STATUSES.index)
+
+
+@dataclass(frozen=True)
+class FitStatus:
+    """How a fit ended.
+
+    Attributes
+    ----------
+    converged : bool
+        The optimizer reported convergence, raised no convergence warning, and stopped at
+        a maximum: unless on the boundary, the Hessian is negative definite and a Newton
+        step would raise the log-likelihood by less than ``NEWTON_TOL`` (1 unit).
+    boundary : bool
+        A variance component is (numerically) zero or a correlation is ±1: the fit is
+        singular and its variance-component inference is unreliable.
+    message : str
+        One line for people: ``"converged"``, or what went wrong.
+    warnings : tuple of str
+        Every distinct warning raised while fitting.
+    failed : bool
+        No usable estimates (the fit raised, or stopped where its estimates are wrong).
+    """
+
+    converged: bool
+    boundary: bool = False
+    message: str = "converged"
+    warnings: tuple[str, ...] = ()
+    failed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Converged and not on the boundary."""
+        return self.converged and not self.boundary and not self.failed
+
+    @property
+    def code(self) -> str:
+        """One of :data:`lmmsim.schema.STATUSES`."""
+        return str(status_codes(self.converged, self.boundary, self.failed)[()])
+
+    def as_failed(self, message: str) -> FitStatus:
+        """This status marked failed, with ``message``."""
+        return replace(self, failed=True, message=message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@contextlib.contextmanager
+def captured_warnings() -> Iterator[list[warnings.WarningMessage]]:
+    """Record every warning raised in the block (none is shown); yields the list."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield caught
+
+
+def describe_warnings(caught, where: str = "") -> str:
+    """Distinct warnings as one line: ``Category<where>: message; ...``."""
+    return "; ".join(dict.fromkeys(f"{w.category.__name__}{where}: {w.message}" for w in caught))
+
+
+def warning_messages(caught) -> tuple[str, ...]:
+    """The distinct messages of recorded warnings, stripped."""
+    return tuple(dict.fromkeys(str(w.message).strip() for w in caught))
+
+
+def warns_convergence(messages: tuple[str, ...]) -> bool:
+    """statsmodels warned that the optimizer did not converge."""
+    return any("converge" in m.lower() for m in messages)
+
+
+def warns_hessian(messages: tuple[str, ...]) -> bool:
+    """statsmodels warned that the Hessian is not negative definite at the estimate (its
+    wording: "not positive definite"): the point is not a strict local maximum."""
+    return any("not positive definite" in m.lower() for m in messages)

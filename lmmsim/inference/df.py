@@ -1,0 +1,75 @@
+"""Denominator degrees of freedom for t tests of fixed effects in mixed models.
+
+Between-within df (SAS ``DDFM=BETWITHIN``), extended to random slopes; Satterthwaite and
+Kenward–Roger are not implemented.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_TOL = 1e-10  # a column is cluster-level if it varies within clusters by less than this (relative)
+
+
+def cluster_level(X: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Which columns of X are constant within every cluster.
+
+    ``X`` of shape (n, p) gives shape (p,); (R, n, p) gives (R, p).
+    """
+    J = int(groups.max()) + 1
+    onehot = np.zeros((len(groups), J))
+    onehot[np.arange(len(groups)), groups] = 1.0
+    sizes = onehot.sum(0)
+    means = np.swapaxes(np.swapaxes(X, -1, -2) @ onehot / sizes, -1, -2)  # (..., J, p)
+    spread = np.abs(X - means[..., groups, :]).max(axis=-2)
+    scale = 1.0 + np.abs(X).max(axis=-2)
+    return spread <= _TOL * scale
+
+
+def between_within_df(between: np.ndarray, n: int, J: int) -> np.ndarray:
+    """Between-within df of each coefficient: J − p_b if cluster-level, else N − J − p_w."""
+    between = np.asarray(between, dtype=bool)
+    p_b = between.sum(axis=-1, keepdims=True)
+    p_w = between.shape[-1] - p_b
+    return np.where(between, J - p_b, n - J - p_w).astype(float)
+
+
+def denominator_df(X: np.ndarray, groups: np.ndarray, Z: np.ndarray | None = None) -> np.ndarray:
+    """Between-within df, extended to random slopes, for each column of X (shape (n, p)).
+
+    Each random-effect column z_t of ``Z`` (shape (n, q); default: the random intercept)
+    claims the columns of X that are z_t times a cluster-level variable (for the
+    intercept: the cluster-level columns; for a random slope of week: week and its
+    interactions with cluster-level variables). Those are estimated from the J clusters'
+    own coefficients: df = J − (number of columns claimed by z_t). The remaining
+    columns get N − J·q − (their number). With only a random intercept this is SAS's
+    ``DDFM=BETWITHIN``: J − p_b and N − J − p_w.
+    """
+    n, p = X.shape
+    J = int(groups.max()) + 1
+    Z = np.ones((n, 1)) if Z is None else np.asarray(Z, dtype=float).reshape(n, -1)
+    family = np.full(p, -1)
+    for t in range(Z.shape[1]):
+        for c in range(p):
+            if family[c] < 0 and _proportional_within(X[:, c], Z[:, t], groups, J):
+                family[c] = t
+    df = np.empty(p)
+    for t in range(Z.shape[1]):
+        df[family == t] = J - (family == t).sum()
+    rest = family < 0
+    df[rest] = n - J * Z.shape[1] - rest.sum()
+    return df
+
+
+def _proportional_within(x: np.ndarray, z: np.ndarray, groups: np.ndarray, J: int) -> bool:
+    """Whether x = z · (a value per cluster), up to rounding."""
+    tol = _TOL * (1.0 + np.abs(x).max())
+    zero = np.abs(z) <= _TOL * (1.0 + np.abs(z).max())
+    if np.any(np.abs(x[zero]) > tol) or zero.all():
+        return False
+    ratio, g = x[~zero] / z[~zero], groups[~zero]
+    low, high = np.full(J, np.inf), np.full(J, -np.inf)
+    np.minimum.at(low, g, ratio)
+    np.maximum.at(high, g, ratio)
+    seen = np.isfinite(low)
+    return bool(np.all(high[seen] - low[seen] <= _TOL * (1.0 + np.abs(ratio).max())))

@@ -1,0 +1,86 @@
+"""Monte Carlo studies: many simulated datasets, several analyses, one tidy table.
+
+:func:`run` simulates a study ``reps`` times in every cell of a parameter grid, applies
+each analysis to each dataset, and returns one row per replication × analysis × cell ×
+reported parameter. :func:`lmmsim.summary.summarise` turns that into bias, RMSE,
+coverage, rejection rates and their Monte Carlo SEs.
+
+Example
+-------
+>>> from lmmsim import montecarlo as mc, scenarios
+>>> from lmmsim.summary import summarise
+>>> results = mc.run(
+...     scenarios.cluster_trial,              # a Scenario, a Design, or your own function
+...     params={"sigma_u": 1.0},              # held fixed
+...     grid={"n_clusters": [10, 30]},        # varied: one cell per value (or combination)
+...     analyses=["ols", "lmm_t"],
+...     coefs=["treatment"],                  # fixed effects to report (default: all but the intercept)
+...     reps=200, seed=2024, progress=False,  # progress=False in notebooks that are built
+... )
+>>> list(results.columns)  # doctest: +NORMALIZE_WHITESPACE
+['n_clusters', 'cell', 'rep', 'analysis', 'parameter', 'truth', 'estimate', 'se', 'ci_low',
+ 'ci_high', 'statistic', 'df', 'p_value', 'status', 'message']
+>>> table = summarise(results)  # one row per n_clusters x analysis x parameter
+
+Seeds
+-----
+Replication ``rep`` of grid cell ``cell`` is simulated from
+``replication_seed(seed, cell, rep)``, i.e. ``SeedSequence(seed).spawn(n_cells)[cell]
+.spawn(reps)[rep]``, whatever the executor, the number of workers, the order in which
+chunks finish, or ``reps``. :func:`dataset` returns that replication's data for a
+closer look. Cells are numbered in the order of ``itertools.product`` over the grid
+values (the first grid parameter varies slowest); cells get independent random numbers.
+
+Replications are run in chunks of ``chunk_size`` (a chunk is the unit of work sent to
+an executor and of checkpointing). Results are identical for every executor and worker
+count; in the fast path a different ``chunk_size`` may change estimates in the last
+digits (the batch fitter iterates until all replications of a chunk converge).
+
+Fast path
+---------
+When the design has exactly one random effect, a random intercept of ``model.groups``,
+the model is a random-intercept model, and every analysis has a batch form (all the
+built-in ones do), a chunk is simulated as arrays and fitted at once: mixed models with
+the exact REML/ML fitter :func:`lmmsim.fit.exact.fit_random_intercept`, OLS with numpy. The
+data of each replication are the same draws :func:`lmmsim.simulate.simulate` makes
+from the same seed (both take them from :func:`lmmsim.simulate.draws.draw`; equal to
+rounding), so both paths analyse the same datasets.
+``fast=False`` forces the general path (statsmodels, one dataset at a time).
+
+Executors
+---------
+``executor=None`` runs serially. Any ``concurrent.futures`` executor works; use a
+``ProcessPoolExecutor`` (statsmodels fits record warnings, which is not thread-safe).
+A ``dask.distributed.Client`` runs the chunks on its cluster. A study given as your own
+function must be importable (defined in a module) for process pools.
+
+Failures
+--------
+An analysis that raises, does not converge, or ends on the boundary is recorded in its
+rows' ``status`` (``ok``, ``boundary``, ``not_converged``, ``failed``; see
+:mod:`lmmsim.schema`) and ``message``; the run goes on.
+
+Checkpoints
+-----------
+With ``checkpoint=FOLDER`` every finished chunk is written to the folder atomically;
+running again with the same arguments reuses finished chunks and computes only the
+rest, and returns the same table as an uninterrupted run. ``reps`` may be increased
+between runs (chunks are keyed by their replications).
+
+Stages
+------
+:func:`run` is a pipeline, one module per stage: :mod:`~lmmsim.montecarlo.plan` checks the
+arguments and freezes them into a :class:`~lmmsim.montecarlo.plan.Plan` (what a
+checkpoint's manifest records), :mod:`~lmmsim.montecarlo.checkpoint` reuses finished
+chunks, :mod:`~lmmsim.montecarlo.execute` runs the others, and :mod:`~lmmsim.montecarlo.run`
+assembles the table.
+"""
+
+from lmmsim.montecarlo.plan import FAST_CHUNK, GENERAL_CHUNK, Plan, fast_path_reason, make_plan
+from lmmsim.montecarlo.run import run
+from lmmsim.montecarlo.study import dataset, replication_seed
+from lmmsim.schema import RESULT_COLUMNS
+from lmmsim.simulate import simulate_batch
+
+__all__ = ["FAST_CHUNK", "GENERAL_CHUNK", "RESULT_COLUMNS", "Plan", "dataset", "fast_path_reason", "make_plan",
+           "replication_seed", "run", "simulate_batch"]

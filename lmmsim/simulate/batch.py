@@ -1,0 +1,144 @@
+"""Many replications of a random-intercept design as arrays, for the batch analyses.
+
+:func:`simulate_batch` makes replication ``r`` from the draws that
+:func:`lmmsim.simulate.simulate` makes from ``seeds[r]`` (both call
+:func:`lmmsim.simulate.draws.draw`), so the two paths analyse the same datasets.
+:func:`batch_from_data` stacks datasets you already have.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import patsy
+
+from lmmsim.design import Categorical, Design, Normal
+from lmmsim.model import ModelSpec, formula_error, prepare
+from lmmsim.simulate import draws
+from lmmsim.simulate.layout import layout
+
+
+@dataclass(frozen=True)
+class Batch:
+    """R replications of one design, for the batch form of the analyses.
+
+    Attributes
+    ----------
+    y : ndarray, shape (R, n)
+        Outcomes, one replication per row.
+    X : ndarray, shape (n, p) or (R, n, p)
+        Fixed-effects design, shared or per replication.
+    groups : ndarray of int, shape (n,)
+        Cluster codes 0..J-1 of ``model.groups``.
+    columns : tuple of str
+        Names of the columns of X.
+    group_name : str
+        Name of the grouping factor (``model.groups``).
+    """
+
+    y: np.ndarray
+    X: np.ndarray
+    groups: np.ndarray
+    columns: tuple[str, ...]
+    group_name: str = "group"
+
+    @property
+    def R(self) -> int:
+        """Number of replications."""
+        return self.y.shape[0]
+
+    @property
+    def J(self) -> int:
+        """Number of clusters."""
+        return int(self.groups.max()) + 1
+
+    def take(self, rows: slice | Sequence[int]) -> Batch:
+        """The replications ``rows`` as a new batch."""
+        X = self.X if self.X.ndim == 2 else self.X[rows]
+        return Batch(self.y[rows], X, self.groups, self.columns, self.group_name)
+
+    def with_X(self, X: np.ndarray, columns: Sequence[str] | None = None) -> Batch:
+        """The same outcomes and clusters with another fixed-effects design."""
+        return Batch(self.y, X, self.groups, self.columns if columns is None else tuple(columns), self.group_name)
+
+
+def design_matrices(data: pd.DataFrame, model: ModelSpec) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
+    """``y``, ``X`` (a DataFrame named by column) and cluster codes of ``model.groups``."""
+    data = prepare(data, model)
+    try:
+        X = patsy.dmatrix(model.fixed, data, return_type="dataframe", NA_action="raise")
+    except patsy.PatsyError as err:
+        raise formula_error("model", model.formula, err) from None
+    y = data[model.outcome].to_numpy(dtype=float)
+    codes = pd.factorize(data[model.groups], sort=True)[0]
+    return y, X, codes
+
+
+def batch_from_data(datasets: Sequence[pd.DataFrame], model: ModelSpec) -> Batch:
+    """Stack datasets with the same clusters (in the same row order) into a :class:`Batch`.
+
+    X is shared when it is the same in every dataset, else one per replication.
+    """
+    mats = [design_matrices(d, model) for d in datasets]
+    if not mats:
+        raise ValueError("datasets: got none, expected at least one DataFrame")
+    groups = mats[0][2]
+    if any(len(m[2]) != len(groups) or (m[2] != groups).any() for m in mats):
+        raise ValueError("datasets: the clusters of model.groups differ between datasets; expected the same rows")
+    X = np.stack([m[1].to_numpy() for m in mats])
+    X = X[0] if (X == X[:1]).all() else X
+    return Batch(np.stack([m[0] for m in mats]), X, groups, tuple(mats[0][1].columns), model.groups)
+
+
+def simulate_batch(design: Design, model: ModelSpec, seeds: Sequence[np.random.SeedSequence]) -> Batch:
+    """Simulate a random-intercept design once per seed, as arrays for the batch analyses.
+
+    Replication ``r`` uses the draws of ``simulate(design, seeds[r])``.
+    """
+    rows, units = layout(design)
+    n, R = len(rows), len(seeds)
+    effect = design.random[0]
+    re_codes = units[effect.factor][1]
+    covariates = {c.name: np.empty((R, n), dtype=float if isinstance(c, Normal) else int) for c in design.covariates}
+    u = np.empty((R, len(units[effect.factor][0])))
+    eps = np.empty((R, n))
+    for r, seed in enumerate(seeds):
+        drawn = draws.draw(design, units, n, seed)
+        for name, values in drawn.covariates.items():
+            covariates[name][r] = values
+        u[r] = drawn.random_effects[effect.factor][:, 0]
+        eps[r] = drawn.residuals
+
+    frame = _stacked_frame(design, model, rows, covariates, R)
+    Xs = patsy.dmatrix(design.formula, frame, return_type="dataframe", NA_action="raise")
+    beta = np.array([design.beta[c] for c in Xs.columns])
+    eta = (Xs.to_numpy().reshape(R, n, -1) @ beta) + u[:, re_codes] * 1.0
+    y = eta + eps
+    if model.fixed.replace(" ", "") == design.formula.replace(" ", "") and not model.levels:
+        X = Xs  # the model's X is the design's
+    else:
+        for column, levels in model.levels.items():
+            frame[column] = pd.Categorical(frame[column], categories=list(levels))
+        X = patsy.dmatrix(model.fixed, frame, return_type="dataframe", NA_action="raise")
+    columns = tuple(X.columns)
+    X = X.to_numpy().reshape(R, n, -1)
+    if (X == X[:1]).all():
+        X = X[0]
+    groups = pd.factorize(rows[model.groups], sort=True)[0]
+    return Batch(y, X, groups, columns, model.groups)
+
+
+def _stacked_frame(design: Design, model: ModelSpec, rows: pd.DataFrame, covariates: dict[str, np.ndarray],
+                   R: int) -> pd.DataFrame:
+    """The R replications' factor and covariate columns, one replication after the other."""
+    used = design.formula + " " + model.fixed  # patsy needs only the columns the formulas name
+    frame = {f.name: np.tile(rows[f.name].to_numpy(), R) for f in design.factors if re.search(rf"\b{f.name}\b", used)}
+    for c in design.covariates:
+        values = covariates[c.name].ravel()
+        frame[c.name] = pd.Categorical.from_codes(values, categories=list(c.levels)) if isinstance(c, Categorical) else values
+    return pd.DataFrame(frame)
+

@@ -1,0 +1,98 @@
+"""The random draws of one replication, in one fixed order: THE place the draw order lives.
+
+Both :func:`lmmsim.simulate.simulate` (one dataset as a DataFrame) and
+:func:`lmmsim.simulate.simulate_batch` (many replications as arrays) take their random
+numbers from :func:`draw`, so they make the same datasets from the same seed.
+
+A seed is split into independent streams, one per stage (:data:`STREAMS`), so adding a
+stage (e.g. dropout) leaves the draws of the others unchanged. Within a stage the draws
+follow the design's order: covariates in the order listed, random effects factor by
+factor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lmmsim.design import Categorical, Design, Indicator, Normal
+
+STREAMS = ("covariates", "random_effects", "residuals", "dropout")
+"""The stages, in the order of the child seeds ``seed.spawn(4)`` they draw from."""
+
+
+def children(root: np.random.SeedSequence, n: int) -> list[np.random.SeedSequence]:
+    """What ``root.spawn(n)`` gives on a fresh SeedSequence, without spawning: ``spawn``
+    advances the caller's SeedSequence, so simulating twice from one seed object would
+    give two different datasets."""
+    return [
+        np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, i), pool_size=root.pool_size)
+        for i in range(n)
+    ]
+
+
+def streams(seed: np.random.SeedSequence) -> dict[str, np.random.Generator]:
+    """One generator per stage of :data:`STREAMS`."""
+    return {name: np.random.default_rng(s) for name, s in zip(STREAMS, children(seed, len(STREAMS)))}
+
+
+@dataclass(frozen=True)
+class Draws:
+    """The random parts of one replication.
+
+    Attributes
+    ----------
+    covariates : dict of str to ndarray
+        Each covariate's value per row (a categorical as level codes).
+    random_effects : dict of str to ndarray
+        Each factor's random effects u, shape (units, terms).
+    residuals : ndarray
+        ε per row, already scaled by σ_ε.
+    dropout : numpy.random.Generator
+        The stream for dropout, drawn from once the outcome is known.
+    """
+
+    covariates: dict[str, np.ndarray]
+    random_effects: dict[str, np.ndarray]
+    residuals: np.ndarray
+    dropout: np.random.Generator
+
+
+def draw(design: Design, units: dict[str, tuple[list, np.ndarray]], n_rows: int,
+         seed: np.random.SeedSequence) -> Draws:
+    """Every random draw of one replication of ``design``.
+
+    ``units`` maps each factor to its unit labels and each row's unit code (see
+    :func:`lmmsim.simulate.layout.layout`).
+    """
+    rng = streams(seed)
+    covariates = {}
+    for c in design.covariates:
+        n_units, codes = (n_rows, np.arange(n_rows)) if c.level is None else (len(units[c.level][0]), units[c.level][1])
+        covariates[c.name] = covariate(c, n_units, codes, rng["covariates"])
+    random_effects = {e.factor: effects(e, len(units[e.factor][0]), rng["random_effects"]) for e in design.random}
+    residuals = design.sigma_e * rng["residuals"].standard_normal(n_rows)
+    return Draws(covariates, random_effects, residuals, rng["dropout"])
+
+
+def covariate(c, n_units: int, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One covariate per row: drawn per unit, then spread to the unit's rows by ``codes``."""
+    if isinstance(c, Normal):
+        return (c.mean + c.sd * rng.standard_normal(n_units))[codes]
+    if isinstance(c, Indicator):
+        treated = np.zeros(n_units, dtype=int)
+        treated[: round(c.share * n_units)] = 1
+        return rng.permutation(treated)[codes]
+    if isinstance(c, Categorical):
+        return rng.permutation(np.arange(n_units) % len(c.levels))[codes]
+    raise ValueError(f"covariates: got {c!r}, expected Normal, Indicator or Categorical")
+
+
+def effects(effect, n_units: int, rng: np.random.Generator) -> np.ndarray:
+    """u ~ N(0, G) for each unit, G = diag(σ) R diag(σ); R may be singular (ρ = ±1)."""
+    corr = np.array(effect.corr)
+    values, vectors = np.linalg.eigh(corr)
+    root = vectors * np.sqrt(np.clip(values, 0, None))
+    z = rng.standard_normal((n_units, len(effect.terms)))
+    return (z @ root.T) * np.array(list(effect.sd.values()))
