@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from lmmsim import scenarios
-from lmmsim.io import csv_text, write_files
 from lmmsim.course import course_datasets, read_roster
+from lmmsim.io import csv_text, write_files
 from lmmsim.simulate import simulate
 
 
@@ -34,9 +34,12 @@ def parse_settings(scenario: scenarios.Scenario, settings: list[str]) -> dict[st
         name, sep, text = item.partition("=")
         name = name.strip()
         if not sep or not name or not text.strip():
-            raise ValueError(f"--set: got {item!r}, expected NAME=VALUE, e.g. --set {next(iter(defaults))}={next(iter(defaults.values()))}")
+            example = f"{next(iter(defaults))}={next(iter(defaults.values()))}"
+            raise ValueError(f"--set: got {item!r}, expected NAME=VALUE, e.g. --set {example}")
         if name not in defaults:
-            raise ValueError(f"--set: {name!r} is not a parameter of scenario {scenario.name!r}; expected one of {list(defaults)}")
+            raise ValueError(
+                f"--set: {name!r} is not a parameter of scenario {scenario.name!r}; expected one of {list(defaults)}"
+            )
         params[name] = _convert(name, text.strip(), defaults[name])
     return params
 

@@ -324,7 +324,8 @@ class Design:
         }
         clash = {c.name for c in self.covariates} & set(names)
         if clash or len({c.name for c in self.covariates}) != len(self.covariates):
-            raise ValueError(f"covariates: names must be distinct from each other and from the factors, got {sorted(clash) or [c.name for c in self.covariates]}")
+            got = sorted(clash) or [c.name for c in self.covariates]
+            raise ValueError(f"covariates: names must be distinct from each other and from the factors, got {got}")
         for c in self.covariates:
             if c.level is not None and c.level not in names:
                 raise ValueError(f"level of covariate {c.name!r}: got {c.level!r}, expected one of the factors {names}")

@@ -36,7 +36,7 @@ class Kind:
     Attributes
     ----------
     name : str
-        One of :data:`KINDS`: ``count`` (a whole number >= ``minimum``), ``sd`` (a
+        One of ``KINDS``: ``count`` (a whole number >= ``minimum``), ``sd`` (a
         standard deviation, >= 0), ``correlation`` (in [-1, 1]), ``proportion`` (a
         probability in [0, 1)) or ``real`` (any finite number).
     minimum : int, optional
@@ -323,7 +323,8 @@ plant_growth = Scenario(
         levels={"treatment": PLANT_TREATMENTS},
     ),
     kinds={"n_plots": count(len(PLANT_TREATMENTS)), "n_weeks": count(2), "sigma_u0": SD, "sigma_u1": SD,
-           "rho": CORRELATION, "sigma_e": SD, **dict.fromkeys(("beta0", "beta1", "beta2", "beta3", "shift_a", "shift_b"), REAL)},
+           "rho": CORRELATION, "sigma_e": SD,
+           **dict.fromkeys(("beta0", "beta1", "beta2", "beta3", "shift_a", "shift_b"), REAL)},
 )
 
 

@@ -12,8 +12,8 @@ True
 from __future__ import annotations
 
 STATUSES = ("ok", "boundary", "not_converged", "failed")
-"""Status codes of a fit, from best to worst: converged in the interior, converged on the
-boundary (a variance estimated as zero), not converged, failed (no usable estimates)."""
+"""Status codes of a fit, from best to worst (converged in the interior, converged on the
+boundary with a variance estimated as zero, not converged, failed with no usable estimates)."""
 NUMBERS = ("estimate", "se", "ci_low", "ci_high", "statistic", "df", "p_value")
 """Numeric columns of an analysis result."""
 COLUMNS = ("parameter", *NUMBERS, "status", "message")

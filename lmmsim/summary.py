@@ -36,13 +36,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from lmmsim.schema import PER_REPLICATION
+
 __all__ = ["MEASURES", "Performance", "bias", "coverage", "empirical_se", "format_summary", "model_se",
            "rejection", "relative_se_error", "rmse", "summarise"]
 
 MEASURES = ("bias", "emp_se", "model_se", "rel_se_error", "rmse", "coverage", "rejection")
 """The measures of :func:`summarise`, each with a ``<measure>_mcse`` column."""
-_PER_ROW = ("rep", "truth", "estimate", "se", "ci_low", "ci_high", "statistic", "df", "p_value", "status", "message",
-            "cell")
+
 
 
 @dataclass(frozen=True)
@@ -186,11 +187,12 @@ def summarise(results: pd.DataFrame, alpha: float = 0.05, by: Sequence[str] | No
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha: got {alpha!r}, expected a level in (0, 1)")
-    missing = {"analysis", "parameter", "truth", "estimate", "se", "ci_low", "ci_high", "p_value", "status"} - set(results)
+    needed = {"analysis", "parameter", "truth", "estimate", "se", "ci_low", "ci_high", "p_value", "status"}
+    missing = needed - set(results)
     if missing:
         raise ValueError(f"results: columns {sorted(missing)} are missing; expected the output of montecarlo.run")
     if by is None:
-        by = [c for c in results.columns if c not in _PER_ROW]
+        by = [c for c in results.columns if c not in PER_REPLICATION]
     rows = []
     for key, group in results.groupby(list(by), sort=False, dropna=False):
         truths = group["truth"].dropna().unique()
@@ -221,7 +223,8 @@ def summarise(results: pd.DataFrame, alpha: float = 0.05, by: Sequence[str] | No
     return pd.DataFrame(rows)
 
 
-def format_summary(table: pd.DataFrame, measures: Sequence[str] = ("bias", "emp_se", "model_se", "coverage", "rejection"),
+def format_summary(table: pd.DataFrame,
+                   measures: Sequence[str] = ("bias", "emp_se", "model_se", "coverage", "rejection"),
                    digits: int = 3) -> pd.DataFrame:
     """``value (mcse)`` strings for printing, e.g. ``0.052 (0.005)``.
 

@@ -54,7 +54,7 @@ class SiteServer:
         self.origin = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "SiteServer":
+    def __enter__(self) -> SiteServer:
         self.thread.start()
         return self
 
@@ -99,7 +99,7 @@ class _IdCollector(HTMLParser):
                     self.ids.add(value)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def html_ids(path: Path) -> frozenset[str]:
     parser = _IdCollector()
     parser.feed(path.read_text(encoding="utf-8", errors="replace"))

@@ -14,8 +14,8 @@ from conftest import LMMSIM_SCRIPT, assert_one_line_error, run_cli, start_cli
 
 from lmmsim import Truth, scenarios, simulate
 from lmmsim.cli import main
-from lmmsim.io import csv_text
 from lmmsim.course.roster import student_seed
+from lmmsim.io import csv_text
 
 NAMES = list(scenarios.SCENARIOS)
 

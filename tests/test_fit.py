@@ -324,3 +324,17 @@ def test_variance_component_se_is_calibrated_monte_carlo():
         assert abs(ratio - 1) < Z * mcse, (name, ratio, mcse)
     # The estimates centre on the truth too (within 4 MC standard errors).
     assert abs(np.mean(beta) - 3.0) < Z * np.std(beta, ddof=1) / np.sqrt(R)
+
+
+def test_status_codes_are_one_rule_for_both_paths():
+    from lmmsim import FitStatus
+    from lmmsim.fit.status import status_codes
+
+    cases = [(FitStatus(True), "ok"), (FitStatus(True, boundary=True), "boundary"), (FitStatus(False), "not_converged"),
+             (FitStatus(False, boundary=True), "not_converged"), (FitStatus(True, failed=True), "failed")]
+    for status, code in cases:
+        assert status.code == code, status
+    codes = status_codes([s.converged for s, _ in cases], [s.boundary for s, _ in cases], [s.failed for s, _ in cases])
+    assert list(codes) == [code for _, code in cases]
+    assert not FitStatus(True, failed=True).ok
+

@@ -67,7 +67,7 @@ def slopes_expected_se(J: int, T: int, arms: int, s0: float, s1: float, rho: flo
     var_g00 = 2 * S[0, 0] ** 2 / df + W[0, 0] ** 2 * var_e2
     var_g11 = 2 * S[1, 1] ** 2 / df + W[1, 1] ** 2 * var_e2
     idx = [(0, 0), (0, 1), (1, 1)]
-    cov = np.array([[(S[i, k] * S[j, l] + S[i, l] * S[j, k]) / df for (k, l) in idx] for (i, j) in idx])
+    cov = np.array([[(S[i, k] * S[j, m] + S[i, m] * S[j, k]) / df for (k, m) in idx] for (i, j) in idx])
     grad = np.array([-rho / (2 * G[0, 0]), 1 / np.sqrt(G[0, 0] * G[1, 1]), -rho / (2 * G[1, 1])])
     return {
         f"sd(Intercept|{group})": np.sqrt(var_g00) / (2 * s0),

@@ -10,8 +10,8 @@ import pytest
 from conftest import PYTHON
 
 from lmmsim import Truth, scenarios, simulate
-from lmmsim.io import csv_text
 from lmmsim.course.roster import course_datasets, read_roster, student_seed
+from lmmsim.io import csv_text
 
 
 def write(path, text: str | bytes):

@@ -178,3 +178,28 @@ def test_valid_edge_parameters():
     assert scenarios.plant_growth(n_plots=3, n_weeks=2).n_obs == 6
     assert scenarios.blood_pressure(rho=-1.0, sigma_u1=0.0).random[0].sd["week"] == 0.0
     assert scenarios.schools(n_schools=4.0).factors[0].n == 4
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_parameter_declares_its_kind(name):
+    scenario = scenarios.get(name)
+    assert list(scenario.kinds) == list(scenario.parameters)
+    for param, default in scenario.parameters.items():
+        kind = scenario.kinds[param]
+        assert kind.name in scenarios.KINDS
+        assert (kind.name == "count") == isinstance(default, int), param
+        assert kind.check(param, default) == default  # the defaults are allowed
+
+
+def test_kinds_check_their_ranges():
+    assert scenarios.SD.check("s", 0) == 0.0
+    for kind, value, words in [(scenarios.SD, -1, "standard deviation"), (scenarios.CORRELATION, 1.5, "[-1, 1]"),
+                               (scenarios.PROPORTION, 1.0, "[0, 1)"), (scenarios.count(2), 1, ">= 2"),
+                               (scenarios.REAL, float("nan"), "finite")]:
+        with pytest.raises(ValueError, match=r"^v: got") as err:
+            kind.check("v", value)
+        assert words in str(err.value)
+    with pytest.raises(ValueError, match="kind: got 'size'"):
+        scenarios.Kind("size")
+    with pytest.raises(ValueError, match="kinds: got"):
+        scenarios.Scenario("x", scenarios.cluster_trial.build, scenarios.cluster_trial.model, {"n_clusters": scenarios.count(2)})

@@ -183,7 +183,7 @@ def test_random_effects_and_residuals_have_the_design_sds_and_correlations():
     sim = simulate(design, seed=20240601)
     u = sim.random_effects["g"]
     assert u.shape == (J_BIG, 3)
-    for k, (term, sigma) in enumerate(sds.items()):
+    for term, sigma in sds.items():
         # Sample SD of J draws: SE ≈ σ/√(2(J−1)); sample mean: SE = σ/√J.
         assert abs(u[term].std(ddof=1) - sigma) < Z * sd_se(sigma, J_BIG), term
         assert abs(u[term].mean()) < Z * sigma / np.sqrt(J_BIG), term

@@ -54,10 +54,8 @@ Each result row carries a ``status`` (see :data:`lmmsim.schema.STATUSES`): ``"ok
 usable estimates), and a ``message``.
 
 The package has one module per family of analyses, each with its per-dataset and batch
-forms side by side (:mod:`~lmmsim.analyses.ols`, :mod:`~lmmsim.analyses.cluster_means`,
-:mod:`~lmmsim.analyses.lmm`, :mod:`~lmmsim.analyses.lrt`, :mod:`~lmmsim.analyses.variance`);
-:mod:`~lmmsim.analyses.base` has the :class:`Analysis` type and
-:mod:`~lmmsim.analyses.registry` the list.
+forms side by side (``ols``, ``cluster_means``, ``lmm``, ``lrt``, ``variance``); ``base`` has
+the :class:`Analysis` type and ``registry`` the list.
 
 Every analysis except a user's own has a *batch* form used by the Monte Carlo fast
 path: it fits R replications of a random-intercept model at once, with
@@ -74,8 +72,17 @@ record any fit whose log-likelihood is not finite as ``"failed"``.
 """
 
 
-from lmmsim.analyses.base import (NEEDS, Analysis, BatchFits, BatchResult, fit_batch, fixed_effect_names, guarded,
-                                  is_random_intercept, variance_names)
+from lmmsim.analyses.base import (
+                                  NEEDS,
+                                  Analysis,
+                                  BatchFits,
+                                  BatchResult,
+                                  fit_batch,
+                                  fixed_effect_names,
+                                  guarded,
+                                  is_random_intercept,
+                                  variance_names,
+)
 from lmmsim.analyses.lmm import LMM_OPTIMIZERS
 from lmmsim.analyses.registry import ANALYSES, get
 from lmmsim.inference import LEVEL, between_within_df, cluster_level, denominator_df

@@ -155,8 +155,8 @@ class BatchFits:
         The data.
     reml, ml : RandomInterceptFit or None
         Exact REML and ML fits (``None`` if not needed).
-    ols : OlsArrays or None
-        OLS fits.
+    ols : tuple of ndarray or None
+        OLS fits: β (R, p), residuals (R, n) and (X'X)⁻¹.
     between : ndarray or None
         :func:`~lmmsim.inference.cluster_level` of X.
     warnings : dict of str to str
@@ -172,7 +172,7 @@ class BatchFits:
 
 
 def fit_batch(batch: Batch, needs: Sequence[str]) -> BatchFits:
-    """Compute the fits in ``needs`` (some of :data:`NEEDS`) of ``batch``."""
+    """Compute the fits in ``needs`` (some of ``NEEDS``: ``reml``, ``ml``, ``ols``, ``between``) of ``batch``."""
     compute = {
         "reml": lambda: fit_random_intercept(batch.y, batch.X, batch.groups, reml=True),
         "ml": lambda: fit_random_intercept(batch.y, batch.X, batch.groups, reml=False),
@@ -213,7 +213,8 @@ class Analysis:
         ``reports(model, coefs)``: the parameters it reports, in order (also when
         it fails); default ``coefs``.
     needs : tuple of str
-        The shared fits (of :data:`NEEDS`) its batch form uses.
+        The shared fits its batch form uses (some of ``"reml"``, ``"ml"``, ``"ols"``,
+        ``"between"``; see :class:`BatchFits`).
     """
 
     name: str
@@ -266,7 +267,8 @@ def guarded(analysis: Analysis, data: pd.DataFrame, model: ModelSpec, coefs: tup
         try:
             table = analysis.fit(data, model, coefs)
         except Exception as err:  # noqa: BLE001 - every failure is recorded, none lost
-            table = frame(analysis.parameters(model, coefs), status="failed", message=f"failed: {type(err).__name__}: {err}")
+            message = f"failed: {type(err).__name__}: {err}"
+            table = frame(analysis.parameters(model, coefs), status="failed", message=message)
     if caught:
         extra = describe_warnings(caught)
         table["message"] = [join(m, extra) for m in table["message"]]

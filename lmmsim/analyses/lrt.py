@@ -7,8 +7,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from lmmsim.analyses.base import (BatchFits, BatchResult, batch_result, exact_status, fit_status, frame, is_random_intercept,
-                                  join, select)
+from lmmsim.analyses.base import (
+    BatchFits,
+    BatchResult,
+    batch_result,
+    exact_status,
+    fit_status,
+    frame,
+    is_random_intercept,
+    join,
+    select,
+)
 from lmmsim.analyses.lmm import lmm, observed_se
 from lmmsim.design import INTERCEPT
 from lmmsim.fit.exact import fit_random_intercept

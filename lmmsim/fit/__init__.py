@@ -1,10 +1,10 @@
-"""Fitters: statsmodels MixedLM (:mod:`~lmmsim.fit.statsmodels`), OLS
-(:mod:`~lmmsim.fit.ols`) and exact batched REML/ML (:mod:`~lmmsim.fit.exact`), with one
-:class:`~lmmsim.fit.status.FitStatus` for all of them."""
+"""Fitters: statsmodels MixedLM (``lmmsim.fit.statsmodels``), OLS (``lmmsim.fit.ols``) and
+exact batched REML/ML (:mod:`lmmsim.fit.exact`), with one :class:`FitStatus` for all of them
+(``lmmsim.fit.status``)."""
 
 from lmmsim.fit.ols import fit_ols
 from lmmsim.fit.result import Fit
-from lmmsim.fit.status import FitStatus
 from lmmsim.fit.statsmodels import BOUNDARY_TOL, OPTIMIZERS, Z95, fit_lmm, variance_covariance
+from lmmsim.fit.status import FitStatus
 
 __all__ = ["BOUNDARY_TOL", "OPTIMIZERS", "Z95", "Fit", "FitStatus", "fit_lmm", "fit_ols", "variance_covariance"]

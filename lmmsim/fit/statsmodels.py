@@ -52,16 +52,7 @@ def fit_lmm(data: pd.DataFrame, model: ModelSpec, *, reml: bool = True, optimize
     """
     data = prepare(data, model)
     method = "REML" if reml else "ML"
-    try:
-        lmm = smf.mixedlm(
-            model.formula,
-            data,
-            groups=model.groups,
-            re_formula=model.re_formula,
-            vc_formula=dict(model.vc_formula) or None,
-        )
-    except patsy.PatsyError as err:
-        raise formula_error("model", model.formula, err) from None
+    lmm = _mixedlm(data, model)
     attempts = []
     for optimizer in optimizers:
         with captured_warnings() as caught:
@@ -90,6 +81,20 @@ def fit_lmm(data: pd.DataFrame, model: ModelSpec, *, reml: bool = True, optimize
         variance_rows = ~estimates.index.isin(result.fe_params.index)
         estimates.loc[variance_rows, ["se", "ci_low", "ci_high"]] = np.nan
     return Fit(method, estimates, status, float(result.llf), int(result.nobs), result)
+
+
+def _mixedlm(data: pd.DataFrame, model: ModelSpec):
+    """The statsmodels model; a formula that does not fit the data is a one-line ValueError."""
+    try:
+        return smf.mixedlm(
+            model.formula,
+            data,
+            groups=model.groups,
+            re_formula=model.re_formula,
+            vc_formula=dict(model.vc_formula) or None,
+        )
+    except patsy.PatsyError as err:
+        raise formula_error("model", model.formula, err) from None
 
 
 def _converged(attempt) -> bool:

@@ -26,7 +26,8 @@ from lmmsim.schema import STATUSES
 def status_codes(converged, boundary, failed=False) -> np.ndarray:
     """The status code of each fit: ``failed``, else ``not_converged``, else ``boundary``,
     else ``ok`` (arrays broadcast; the result has dtype object)."""
-    converged, boundary, failed = np.broadcast_arrays(*(np.asarray(v, dtype=bool) for v in (converged, boundary, failed)))
+    flags = (np.asarray(v, dtype=bool) for v in (converged, boundary, failed))
+    converged, boundary, failed = np.broadcast_arrays(*flags)
     return np.select([failed, ~converged, boundary], list(STATUSES[:0:-1]), STATUSES[0]).astype(object)
 
 

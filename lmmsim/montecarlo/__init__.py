@@ -69,18 +69,18 @@ between runs (chunks are keyed by their replications).
 
 Stages
 ------
-:func:`run` is a pipeline, one module per stage: :mod:`~lmmsim.montecarlo.plan` checks the
-arguments and freezes them into a :class:`~lmmsim.montecarlo.plan.Plan` (what a
-checkpoint's manifest records), :mod:`~lmmsim.montecarlo.checkpoint` reuses finished
-chunks, :mod:`~lmmsim.montecarlo.execute` runs the others, and :mod:`~lmmsim.montecarlo.run`
+:func:`run` is a pipeline, one module per stage: ``plan`` checks the arguments and
+freezes them into a :class:`Plan` (what a checkpoint's manifest records), ``checkpoint``
+reuses finished chunks, ``execute`` runs the others (:class:`Chunk` by chunk), and ``run``
 assembles the table.
 """
 
-from lmmsim.montecarlo.plan import FAST_CHUNK, GENERAL_CHUNK, Plan, fast_path_reason, make_plan
+from lmmsim.montecarlo.plan import FAST_CHUNK, GENERAL_CHUNK, Chunk, Plan, fast_path_reason, make_plan
 from lmmsim.montecarlo.run import run
-from lmmsim.montecarlo.study import dataset, replication_seed
+from lmmsim.montecarlo.study import Study, dataset, replication_seed
 from lmmsim.schema import RESULT_COLUMNS
 from lmmsim.simulate import simulate_batch
 
-__all__ = ["FAST_CHUNK", "GENERAL_CHUNK", "RESULT_COLUMNS", "Plan", "dataset", "fast_path_reason", "make_plan",
+__all__ = ["FAST_CHUNK", "GENERAL_CHUNK", "RESULT_COLUMNS", "Chunk", "Plan", "Study", "dataset", "fast_path_reason",
+           "make_plan",
            "replication_seed", "run", "simulate_batch"]

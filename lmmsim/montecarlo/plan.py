@@ -128,7 +128,9 @@ def _coefs(pilot: Study, seed: int, model: ModelSpec, coefs: Sequence[str] | Non
     data, _ = pilot.data(replication_seed(seed, 0, 0))
     try:
         names = fixed_effect_names(data, model)
-    except Exception as err:  # noqa: BLE001 - a user's function may fail in any way
+    except ValueError:  # already says what is wrong, in one line
+        raise
+    except Exception as err:  # noqa: BLE001 - a user's function may return data of any shape
         raise ValueError(f"model: {model.formula!r} cannot be fitted to the simulated data: {err}") from None
     coefs = tuple(c for c in names if c != INTERCEPT) if coefs is None else tuple(coefs)
     unknown = [c for c in coefs if c not in names]
@@ -168,6 +170,7 @@ def make_plan(study: Scenario | Design | Callable[..., Any], *, reps: int, seed:
     combos, studies = cells(study, params, grid)
     coefs = _coefs(studies[0], int(seed), model, coefs)
     fast = _fast(studies, model, analyses, fast)
-    chunk_size = check_count("chunk_size", chunk_size if chunk_size is not None else (FAST_CHUNK if fast else GENERAL_CHUNK))
+    default = FAST_CHUNK if fast else GENERAL_CHUNK
+    chunk_size = check_count("chunk_size", default if chunk_size is None else chunk_size)
     return Plan(study, params, grid, tuple(combos), tuple(studies), model, analyses, coefs, reps, int(seed),
                 chunk_size, fast)

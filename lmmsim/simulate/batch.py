@@ -139,6 +139,12 @@ def _stacked_frame(design: Design, model: ModelSpec, rows: pd.DataFrame, covaria
     frame = {f.name: np.tile(rows[f.name].to_numpy(), R) for f in design.factors if re.search(rf"\b{f.name}\b", used)}
     for c in design.covariates:
         values = covariates[c.name].ravel()
-        frame[c.name] = pd.Categorical.from_codes(values, categories=list(c.levels)) if isinstance(c, Categorical) else values
+        frame[c.name] = _categorical(c, values)
     return pd.DataFrame(frame)
 
+
+def _categorical(covariate, values: np.ndarray):
+    """A categorical covariate's codes as a pandas Categorical; other covariates as they are."""
+    if isinstance(covariate, Categorical):
+        return pd.Categorical.from_codes(values, categories=list(covariate.levels))
+    return values

@@ -64,7 +64,7 @@ def draw(design: Design, units: dict[str, tuple[list, np.ndarray]], n_rows: int,
     """Every random draw of one replication of ``design``.
 
     ``units`` maps each factor to its unit labels and each row's unit code (see
-    :func:`lmmsim.simulate.layout.layout`).
+    ``lmmsim.simulate.layout.layout``).
     """
     rng = streams(seed)
     covariates = {}

@@ -78,7 +78,7 @@ def simulate(design: Design, seed: Any, provenance: dict[str, Any] | None = None
     drawn = draws.draw(design, units, len(data), seed_sequence(seed))
     for c in design.covariates:
         values = drawn.covariates[c.name]
-        data[c.name] = pd.Categorical.from_codes(values, categories=list(c.levels)) if isinstance(c, Categorical) else values
+        data[c.name] = _categorical(c, values)
 
     X = _fixed_design(design, data)
     eta = X @ np.array([design.beta[c] for c in X.columns])
@@ -87,7 +87,8 @@ def simulate(design: Design, seed: Any, provenance: dict[str, Any] | None = None
     for effect in design.random:
         labels, codes = units[effect.factor]
         u = drawn.random_effects[effect.factor]
-        random_effects[effect.factor] = pd.DataFrame(u, index=pd.Index(labels, name=effect.factor), columns=list(effect.terms))
+        index = pd.Index(labels, name=effect.factor)
+        random_effects[effect.factor] = pd.DataFrame(u, index=index, columns=list(effect.terms))
         for k, term in enumerate(effect.terms):
             eta = eta + u[codes, k] * (1.0 if term == INTERCEPT else data[term].to_numpy(dtype=float))
 
@@ -143,3 +144,10 @@ def _dropout_mask(dropout: Dropout, data: pd.DataFrame, units, outcome: str, rng
             gone_unit = unit_codes[row]
             keep[row] = False
     return keep
+
+
+def _categorical(covariate, values: np.ndarray):
+    """A categorical covariate's codes as a pandas Categorical; other covariates as they are."""
+    if isinstance(covariate, Categorical):
+        return pd.Categorical.from_codes(values, categories=list(covariate.levels))
+    return values

@@ -30,7 +30,6 @@ The log-likelihoods use the same constants as statsmodels ``MixedLM.llf``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 from scipy.special import ndtr
