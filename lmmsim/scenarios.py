@@ -2,7 +2,7 @@
 
 Every scenario is called with keyword parameters (all have defaults) and returns a
 :class:`~lmmsim.design.Design`; it also knows the model that fits it, and the kind of
-each parameter (:class:`Kind`), by which its values are checked::
+each parameter, by which its values are checked::
 
     >>> from lmmsim import scenarios, simulate
     >>> design = scenarios.plant_growth(n_plots=12)
@@ -10,6 +10,9 @@ each parameter (:class:`Kind`), by which its values are checked::
     'height ~ week * treatment + (1 + week | plot)'
     >>> scenarios.plant_growth.kinds["rho"]
     Kind(name='correlation', minimum=None)
+
+The kinds (:class:`Kind`) are re-exported here: ``count(minimum)``, ``SD``,
+``CORRELATION``, ``PROPORTION`` and ``REAL``.
 """
 
 from __future__ import annotations
@@ -22,56 +25,11 @@ from typing import Any
 from lmmsim.design import Categorical, Design, Dropout, Factor, Indicator, Normal, RandomEffect
 from lmmsim.frozen import FrozenMap
 from lmmsim.model import ModelSpec
-from lmmsim.validate import check_count, check_finite, check_sd
+from lmmsim.validate import CORRELATION, KINDS, PROPORTION, REAL, SD, Kind, count
 
 PLANT_TREATMENTS = ("Control", "FertA", "FertB")
-KINDS = ("count", "sd", "correlation", "proportion", "real")
-"""The kinds of scenario parameters."""
-
-
-@dataclass(frozen=True)
-class Kind:
-    """What values a scenario parameter takes.
-
-    Attributes
-    ----------
-    name : str
-        One of ``KINDS``: ``count`` (a whole number >= ``minimum``), ``sd`` (a
-        standard deviation, >= 0), ``correlation`` (in [-1, 1]), ``proportion`` (a
-        probability in [0, 1)) or ``real`` (any finite number).
-    minimum : int, optional
-        Smallest allowed count.
-    """
-
-    name: str
-    minimum: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.name not in KINDS:
-            raise ValueError(f"kind: got {self.name!r}, expected one of {list(KINDS)}")
-        if (self.name == "count") != (self.minimum is not None):
-            raise ValueError(f"minimum: got {self.minimum!r}; a count needs one, other kinds take none")
-
-    def check(self, name: str, value: Any) -> int | float:
-        """``value`` as the parameter's type; ``ValueError`` naming ``name`` if not allowed."""
-        if self.name == "count":
-            return check_count(name, value, minimum=self.minimum)
-        if self.name == "sd":
-            return check_sd(name, value)
-        value = check_finite(name, value)
-        if self.name == "correlation" and not -1 <= value <= 1:
-            raise ValueError(f"{name}: got {value}, a correlation must lie in [-1, 1]")
-        if self.name == "proportion" and not 0 <= value < 1:
-            raise ValueError(f"{name}: got {value}, expected a probability in [0, 1)")
-        return value
-
-
-def count(minimum: int) -> Kind:
-    """A count parameter of at least ``minimum``."""
-    return Kind("count", minimum)
-
-
-SD, CORRELATION, PROPORTION, REAL = Kind("sd"), Kind("correlation"), Kind("proportion"), Kind("real")
+__all__ = ["CORRELATION", "KINDS", "PROPORTION", "REAL", "SCENARIOS", "SD", "Kind", "Scenario", "blood_pressure",
+           "cluster_trial", "count", "get", "plant_growth", "schools"]
 
 
 @dataclass(frozen=True)

@@ -338,3 +338,15 @@ def test_status_codes_are_one_rule_for_both_paths():
     assert list(codes) == [code for _, code in cases]
     assert not FitStatus(True, failed=True).ok
 
+
+
+def test_public_accessors_give_what_the_statsmodels_result_holds():
+    sim = simulate(scenarios.plant_growth(n_plots=6), seed=3)
+    lmm = fit_lmm(sim.data, scenarios.plant_growth.model)
+    pd.testing.assert_frame_equal(lmm.random_effects, pd.DataFrame(lmm.result.random_effects).T)
+    pd.testing.assert_series_equal(lmm.fixed_effects, lmm.result.fe_params)
+    pd.testing.assert_series_equal(lmm.residuals, sim.data["height"] - lmm.fitted, check_names=False)
+    ols = fit_ols(sim.data, scenarios.plant_growth.model)
+    pd.testing.assert_series_equal(ols.fixed_effects, ols.result.params)
+    with pytest.raises(ValueError, match="OLS fit has no random effects"):
+        _ = ols.random_effects

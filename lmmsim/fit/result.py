@@ -31,7 +31,8 @@ class Fit:
     nobs : int
         Observations used.
     result : object
-        The underlying statsmodels results object.
+        The underlying statsmodels results object (for what the properties below do not
+        give).
     """
 
     method: str
@@ -40,3 +41,32 @@ class Fit:
     loglik: float
     nobs: int
     result: Any = field(default=None, repr=False, compare=False)
+
+    def _fitted_result(self, what: str) -> Any:
+        if self.result is None:
+            raise ValueError(f"fit: {what} of a failed fit are not available ({self.status})")
+        return self.result
+
+    @property
+    def fixed_effects(self) -> pd.Series:
+        """The estimated fixed effects β̂, by column name of X."""
+        result = self._fitted_result("the fixed effects")
+        return result.fe_params if hasattr(result, "fe_params") else result.params
+
+    @property
+    def random_effects(self) -> pd.DataFrame:
+        """The predicted random effects (BLUPs), one row per group and one column per term."""
+        result = self._fitted_result("the random effects")
+        if not hasattr(result, "random_effects"):
+            raise ValueError(f"fit: an {self.method} fit has no random effects")
+        return pd.DataFrame(result.random_effects).T
+
+    @property
+    def residuals(self) -> pd.Series:
+        """Observed minus fitted values (for a mixed model, the fitted values include the BLUPs)."""
+        return self._fitted_result("the residuals").resid
+
+    @property
+    def fitted(self) -> pd.Series:
+        """The fitted values (for a mixed model, including the BLUPs)."""
+        return self._fitted_result("the fitted values").fittedvalues
