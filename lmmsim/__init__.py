@@ -13,7 +13,7 @@ from lmmsim import scenarios
 from lmmsim.design import Categorical, Design, Dropout, Factor, Indicator, Normal, RandomEffect
 from lmmsim.fit import Fit, FitStatus, fit_lmm, fit_ols
 from lmmsim.model import ModelSpec
-from lmmsim.recovery import recovery
+from lmmsim.recovery import blups, recovery
 from lmmsim.simulate import Simulation, simulate
 from lmmsim.truth import Truth
 
@@ -30,6 +30,7 @@ __all__ = [
     "RandomEffect",
     "Simulation",
     "Truth",
+    "blups",
     "fit_lmm",
     "fit_ols",
     "recovery",

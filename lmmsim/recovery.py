@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -39,3 +42,74 @@ def recovery(fit: Fit, truth: Truth) -> pd.DataFrame:
     table["covered"] = pd.array(np.where(has_ci, covers, pd.NA), dtype="boolean")
     table.attrs["status"] = str(fit.status)
     return table
+
+
+# statsmodels names a variance-component effect "key[C(column)[level]]", or
+# "key[C(column)[level]:term]" when the component multiplies a covariate.
+_VC_NAME = re.compile(r"^(?P<factor>[^\[]+)\[C\([^)]*\)\[(?P<level>.*)\](?::(?P<term>[^\]]+))?\]$")
+_SD_ROW = re.compile(r"^sd\((?P<term>.+)\|(?P<factor>.+)\)$")
+
+
+def blups(fit: Fit, truth: Mapping[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """The predicted random effects (BLUPs) of a mixed-model fit, one row per effect.
+
+    Parameters
+    ----------
+    fit : Fit
+        From :func:`~lmmsim.fit.fit_lmm`.
+    truth : mapping of str to pandas.DataFrame, optional
+        The realised random effects, as in ``Simulation.random_effects``: for each factor a
+        DataFrame indexed by level with one column per term.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``factor``, ``level``, ``term`` (``"Intercept"`` or the covariate's name),
+        ``blup`` (the predicted effect, statsmodels' ``random_effects``) and ``sd`` (its
+        conditional SD given the data, at the estimated parameters and treating β̂ as known, from
+        ``random_effects_cov``); with ``truth``, also ``truth`` (missing where the truth
+        has no such factor, level or term).
+    """
+    if not isinstance(fit, Fit) or not hasattr(fit.result, "random_effects"):
+        raise ValueError(f"fit: got {type(fit).__name__} ({getattr(fit, 'method', '?')}), "
+                         "expected a mixed-model Fit from fit_lmm")
+    if truth is not None and not isinstance(truth, Mapping):
+        raise ValueError(f"truth: got {type(truth).__name__}, expected a mapping of factor "
+                         "to DataFrame such as Simulation.random_effects")
+    group_factor = _group_factor(fit)
+    rows = []
+    for group, effects in fit.result.random_effects.items():
+        sd = np.sqrt(np.clip(np.diag(fit.result.random_effects_cov[group]), 0, None))
+        for name, value, s in zip(effects.index, effects.to_numpy(), sd):
+            rows.append({**_parse_name(str(name), str(group), group_factor), "blup": value, "sd": s})
+    table = pd.DataFrame(rows, columns=["factor", "level", "term", "blup", "sd"])
+    if truth is not None:
+        table["truth"] = [_true_value(truth, *key) for key in
+                          zip(table["factor"], table["level"], table["term"])]
+    return table
+
+
+def _group_factor(fit: Fit) -> str | None:
+    """The grouping column of the fit: the factor of an sd row that is not a variance component."""
+    vc = set(getattr(fit.result.model.exog_vc, "names", None) or [])
+    factors = {m["factor"] for m in map(_SD_ROW.match, fit.estimates.index) if m}
+    rest = factors - vc - {"residual"}
+    return rest.pop() if len(rest) == 1 else None
+
+
+def _parse_name(name: str, group: str, group_factor: str | None) -> dict[str, str]:
+    """Factor, level and term of one statsmodels random-effect name."""
+    match = _VC_NAME.match(name)
+    if match:
+        return {"factor": match["factor"], "level": match["level"], "term": match["term"] or "Intercept"}
+    # statsmodels calls the group's random intercept after the grouping column
+    term = "Intercept" if name in (group_factor, "Group", "Intercept") else name
+    return {"factor": group_factor or "group", "level": group, "term": term}
+
+
+def _true_value(truth: Mapping[str, pd.DataFrame], factor: str, level: str, term: str) -> float:
+    """The realised effect, or NaN where the truth does not have it."""
+    effects = truth.get(factor)
+    if effects is None or level not in effects.index or term not in effects.columns:
+        return np.nan
+    return float(effects.loc[level, term])

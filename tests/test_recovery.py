@@ -14,9 +14,9 @@ import functools
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import Z
+from conftest import Z, crossed_design
 
-from lmmsim import Fit, FitStatus, fit_lmm, fit_ols, recovery, scenarios, simulate
+from lmmsim import Design, Factor, Fit, FitStatus, ModelSpec, RandomEffect, blups, fit_lmm, fit_ols, recovery, scenarios, simulate
 
 
 def schools_expected_se(p: dict) -> dict[str, float]:
@@ -215,3 +215,57 @@ def test_recovery_bad_input():
         recovery(fit.estimates, sim.truth)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="truth: got dict, expected an lmmsim Truth"):
         recovery(fit, sim.truth.parameters())  # type: ignore[arg-type]
+
+
+def test_blups_of_a_random_intercept_are_the_shrunken_group_means():
+    # One-way model: the BLUP is λ_i (ȳ_i − β̂0) with λ_i = σ_u²/(σ_u² + σ_ε²/n_i), at the
+    # fitted variances, and its conditional SD is √(σ_u² (1 − λ_i)) (β̂0 treated as known).
+    design = Design(factors=(Factor("g", 25), Factor("obs", 6, within="g")), formula="1",
+                    beta={"Intercept": 10.0}, random=(RandomEffect("g", {"Intercept": 2.0}),),
+                    sigma_e=3.0)
+    sim = simulate(design, seed=5)
+    fit = fit_lmm(sim.data, ModelSpec("y ~ 1", groups="g"))
+    table = blups(fit, sim.random_effects)
+    assert list(table.columns) == ["factor", "level", "term", "blup", "sd", "truth"]
+    assert (table["factor"] == "g").all() and (table["term"] == "Intercept").all()
+    su2 = fit.estimates.loc["sd(Intercept|g)", "estimate"] ** 2
+    se2 = fit.estimates.loc["sd(residual)", "estimate"] ** 2
+    lam = su2 / (su2 + se2 / 6)
+    means = sim.data.groupby("g")["y"].mean().loc[table["level"]].to_numpy()
+    b0 = fit.estimates.loc["Intercept", "estimate"]
+    assert np.allclose(table["blup"], lam * (means - b0), rtol=1e-6, atol=1e-8)
+    assert np.allclose(table["sd"], np.sqrt(su2 * (1 - lam)), rtol=1e-4)
+    truth = sim.random_effects["g"]["Intercept"].loc[table["level"]].to_numpy()
+    assert np.array_equal(table["truth"].to_numpy(), truth)
+
+
+def test_blups_name_slopes_nested_and_crossed_effects_as_the_truth_does():
+    sim = simulate(scenarios.blood_pressure(n_patients=20), seed=2)
+    table = blups(fit_lmm(sim.data, scenarios.blood_pressure.model), sim.random_effects)
+    assert set(table["term"]) == {"Intercept", "week"} and table["truth"].notna().all()
+    assert len(table) == 2 * 20
+
+    sim = simulate(scenarios.schools(n_schools=8), seed=3)
+    table = blups(fit_lmm(sim.data, scenarios.schools.model), sim.random_effects)
+    assert table.groupby("factor").size().to_dict() == {"classroom": 8 * 4, "school": 8}
+    assert table["truth"].notna().all()
+
+    sim = simulate(crossed_design(), seed=4)
+    data = sim.data.assign(all=1)
+    model = ModelSpec("rt ~ condition", groups="all", re_formula="0",
+                      vc_formula={"subject": "0 + C(subject)", "item": "0 + C(item)"})
+    table = blups(fit_lmm(data, model), sim.random_effects)
+    assert table.groupby("factor").size().to_dict() == {"item": 20, "subject": 30}
+    assert table["truth"].notna().all()
+    # BLUPs predict: they correlate with the truth (loose, this is a naming test)
+    assert np.corrcoef(table["blup"], table["truth"])[0, 1] > 0.5
+
+
+def test_blups_without_truth_and_bad_input():
+    sim = simulate(scenarios.schools(n_schools=6), seed=1)
+    fit = fit_lmm(sim.data, scenarios.schools.model)
+    assert "truth" not in blups(fit).columns
+    with pytest.raises(ValueError, match="fit: got Fit \\(OLS\\), expected a mixed-model Fit"):
+        blups(fit_ols(sim.data, scenarios.schools.model))
+    with pytest.raises(ValueError, match="truth: got Truth, expected a mapping"):
+        blups(fit, sim.truth)  # type: ignore[arg-type]
