@@ -1,0 +1,1 @@
+"""Inference for fitted models: denominator degrees of freedom, robust variances, intervals."""
