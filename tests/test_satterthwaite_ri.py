@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import level_study
 from conftest import ROOT
-from lmmsim.inference.satterthwaite_ri import satterthwaite_ri
+from lmmsim.inference.satterthwaite_ri import lmm_satterthwaite, lmm_satterthwaite_batch, satterthwaite_ri
 from lmmsim.reml import fit_random_intercept
 
 REFERENCE = ROOT / "tests" / "reference"
@@ -149,3 +151,21 @@ def test_bad_input_names_the_parameter():
         satterthwaite_ri(y, X, groups, object())
     with pytest.raises(ValueError, match="level"):
         satterthwaite_ri(y, X, groups, fit).ci(95)
+
+
+def test_analysis_forms_agree():
+    data, model, batch = level_study.cluster_trial_example()
+    table = lmm_satterthwaite(data, model, ["treatment", "x"])
+    result = lmm_satterthwaite_batch(batch, ["treatment", "x"])
+    assert list(table["status"]) == list(result.status) * 2
+    for name in ("estimate", "se", "ci_low", "ci_high", "df", "p_value"):
+        assert np.allclose(table[name], getattr(result, name)[0], rtol=1e-8)
+    with pytest.raises(ValueError, match="coefs"):
+        lmm_satterthwaite(data, model, ["nope"])
+    with pytest.raises(ValueError, match="random-intercept"):
+        lmm_satterthwaite(data, dataclasses.replace(model, re_formula="1 + x"), ["x"])
+
+
+def test_satterthwaite_holds_its_level_with_ten_unequal_clusters():
+    rates = level_study.rejection_rates()
+    assert abs(rates["lmm_satterthwaite"] - level_study.ALPHA) < 2 * level_study.mc_se()

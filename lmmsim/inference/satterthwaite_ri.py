@@ -65,9 +65,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from lmmsim.inference.results import batch_result, result_table, select
 from lmmsim.reml import RandomInterceptFit
 
-__all__ = ["SatterthwaiteTest", "satterthwaite_ri"]
+__all__ = ["SatterthwaiteTest", "fit_status", "lmm_satterthwaite", "lmm_satterthwaite_batch", "satterthwaite_ri"]
 
 EIGEN_TOL = 1e-8
 """Eigenvalues of the deviance Hessian at or below this are dropped (lmerTest's ``tol``)."""
@@ -241,3 +242,45 @@ def _check_contrasts(contrasts, p: int) -> np.ndarray:
     if not np.isfinite(L).all() or np.any(np.abs(L).sum(1) == 0):
         raise ValueError("contrasts: got a non-finite or all-zero row, expected finite nonzero contrasts")
     return L
+
+
+# --------------------------------------------------------------------------------------
+# The analysis ``lmm_satterthwaite`` in the two forms of lmmsim.analyses
+
+
+def fit_status(fit: RandomInterceptFit) -> tuple[np.ndarray, np.ndarray]:
+    """Status (``ok``, ``boundary``, ``not_converged``) and message of each replication."""
+    status = np.where(~fit.converged, "not_converged", np.where(fit.boundary, "boundary", "ok")).astype(object)
+    message = np.where(
+        ~fit.converged, "not converged (exact REML/ML)",
+        np.where(fit.boundary, "boundary (singular fit): sd(Intercept) = 0; Satterthwaite df = n - p",
+                 "converged (exact REML/ML)"),
+    ).astype(object)
+    return status, message
+
+
+def lmm_satterthwaite(data, model, coefs):
+    """Analysis ``lmm_satterthwaite`` of one dataset (random-intercept models only):
+    REML, lme4's SE and a t test with lmerTest's Satterthwaite df."""
+    from lmmsim.analyses import design_matrices, is_random_intercept
+    from lmmsim.reml import fit_random_intercept
+
+    if not is_random_intercept(model):
+        raise ValueError(
+            f"model: got {model.lme4 or model.formula!r}, which is not a random-intercept model; the closed-form "
+            "Satterthwaite df are for random-intercept models only"
+        )
+    y, X, codes = design_matrices(data, model)
+    idx = select(X.columns, coefs)
+    fit = fit_random_intercept(y, X.to_numpy(), codes)
+    test = satterthwaite_ri(y, X.to_numpy(), codes, fit, np.eye(X.shape[1])[idx])
+    status, message = fit_status(fit)
+    return result_table(coefs, test, status[0], message[0])
+
+
+def lmm_satterthwaite_batch(batch, coefs):
+    """Analysis ``lmm_satterthwaite`` of a :class:`lmmsim.analyses.Batch` (its REML fit is shared)."""
+    idx = select(batch.columns, coefs)
+    fit = batch.reml(True)
+    test = satterthwaite_ri(batch.y, batch.X, batch.groups, fit, np.eye(len(batch.columns))[idx])
+    return batch_result(coefs, test, *fit_status(fit))
