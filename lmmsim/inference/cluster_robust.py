@@ -117,24 +117,26 @@ def cluster_robust(y, X, groups, *, contrasts=None, type: str = "CR2") -> Cluste
         For an unknown ``type``, mismatched shapes, fewer than 2 clusters or a
         rank-deficient ``X``.
     """
-    y, X, onehot, L = _check_inputs(y, X, groups, contrasts, type)
+    y, X, starts, L = _check_inputs(y, X, groups, contrasts, type)
     n, p = X.shape[-2:]
-    J = onehot.shape[1]
-    X = X if X.ndim == 3 else X[None]  # (1 or R, n, p): matmul broadcasts a shared design
-    m = np.linalg.inv(np.swapaxes(X, -1, -2) @ X)
-    beta = (m @ (y[:, None, :] @ X)[:, 0, :, None])[..., 0]
-    resid = y - (X @ beta[..., None])[..., 0]
-    scores = onehot.T @ (X * resid[..., None])  # u_j = X_j'e_j, (R, J, p)
+    J = len(starts)
+    if X.ndim == 2:  # one design for all replications: plain matrix products
+        beta = y @ X @ np.linalg.inv(X.T @ X)
+        resid = y - beta @ X.T
+        X = X[None]
+    else:  # batched matmul over many small matrices is slow; einsum is not
+        beta = np.linalg.solve(np.swapaxes(X, 1, 2) @ X, np.einsum("rn,rna->ra", y, X)[..., None])[..., 0]
+        resid = y - np.einsum("rna,ra->rn", X, beta)
+    m = np.linalg.inv(np.swapaxes(X, -1, -2) @ X)  # (1 or R, p, p)
+    scores = np.add.reduceat(X * resid[..., None], starts, axis=-2)  # u_j = X_j'e_j, (R, J, p)
     if type == "CR1":
-        meat = np.swapaxes(scores, -1, -2) @ scores
-        cov = m @ meat @ m * (J / (J - 1) * (n - 1) / (n - p))
+        cov = _sandwich(m, scores) * (J / (J - 1) * (n - 1) / (n - p))
         df = np.full((len(y), len(L)), float(J - 1))
     else:
-        gram = np.einsum("nj,...na,...nb->...jab", onehot, X, X)  # G_j, (1 or R, J, p, p)
+        gram = _cluster_gram(X, starts)
         f = _adjustment(m, gram)
-        adjusted = scores + (gram @ f @ scores[..., None])[..., 0]
-        meat = np.swapaxes(adjusted, -1, -2) @ adjusted
-        cov = m @ meat @ m
+        adjusted = scores + _apply(np.einsum("...jab,...jbc->...jac", gram, f), scores)
+        cov = _sandwich(m, adjusted)
         df = np.broadcast_to(_satterthwaite_df(m, gram, f, L), (len(y), len(L))).copy()
     estimate = beta @ L.T
     se = np.sqrt(np.einsum("mp,rpq,mq->rm", L, cov, L))
@@ -142,6 +144,29 @@ def cluster_robust(y, X, groups, *, contrasts=None, type: str = "CR2") -> Cluste
         statistic = estimate / se
     p_value = 2.0 * stats.t.sf(np.abs(statistic), df)
     return ClusterRobustTest(estimate, se, df, statistic, p_value, type)
+
+
+def _sandwich(m: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """``M (Σ_j u_j u_j') M`` for scores (R, J, p); einsum, as batched matmul is slow here."""
+    mu = scores @ m[0].T if len(m) == 1 else np.einsum("rab,rjb->rja", m, scores)
+    return np.einsum("rja,rjb->rab", mu, mu)
+
+
+def _apply(a: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``a[(r,) j] @ v[r, j]`` for ``a`` of shape (1 or R, J, p, p) and ``v`` (R, J, p)."""
+    if len(a) == 1 < len(v):
+        return np.einsum("jab,rjb->rja", a[0], v)
+    return np.einsum("rjab,rjb->rja", a, v)
+
+
+def _cluster_gram(X: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """``G_j = X_j'X_j`` for contiguous clusters, shape (1 or R, J, p, p)."""
+    p = X.shape[-1]
+    gram = np.empty((len(X), len(starts), p, p))
+    for a in range(p):  # column by column: far faster than one broadcast product of (R, n, p, p)
+        for b in range(a + 1):
+            gram[:, :, a, b] = gram[:, :, b, a] = np.add.reduceat(X[..., a] * X[..., b], starts, axis=-1)
+    return gram
 
 
 def _adjustment(m: np.ndarray, gram: np.ndarray) -> np.ndarray:
@@ -192,12 +217,14 @@ def _check_inputs(y, X, groups, contrasts, type):
     codes = np.unique(groups, return_inverse=True)[1].reshape(n)
     if codes.max() < 1:
         raise ValueError("groups: got 1 cluster, expected at least 2")
-    onehot = np.zeros((n, codes.max() + 1))
-    onehot[np.arange(n), codes] = 1.0
+    if np.any(np.diff(codes) < 0):  # OLS does not depend on the order; reduceat needs clusters contiguous
+        order = np.argsort(codes, kind="stable")
+        y, X, codes = y[:, order], X[..., order, :], codes[order]
+    starts = np.flatnonzero(np.r_[True, np.diff(codes) != 0])
     L = np.eye(p) if contrasts is None else np.atleast_2d(np.asarray(contrasts, dtype=float))
     if L.ndim != 2 or L.shape[1] != p or not np.isfinite(L).all() or np.any(np.abs(L).sum(1) == 0):
         raise ValueError(f"contrasts: got shape {np.shape(contrasts)}, expected finite nonzero rows of length {p}")
-    return y, X, onehot, L
+    return y, X, starts, L
 
 
 # --------------------------------------------------------------------------------------
