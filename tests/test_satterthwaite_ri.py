@@ -169,3 +169,16 @@ def test_analysis_forms_agree():
 def test_satterthwaite_holds_its_level_with_ten_unequal_clusters():
     rates = level_study.rejection_rates()
     assert abs(rates["lmm_satterthwaite"] - level_study.ALPHA) < 2 * level_study.mc_se()
+
+
+def test_monte_carlo_engine_runs_it_in_both_paths():
+    from lmmsim import montecarlo
+    from lmmsim.analyses import Analysis
+
+    analysis = Analysis("lmm_satterthwaite", "LMM, Satterthwaite t", lmm_satterthwaite, lmm_satterthwaite_batch)
+    kw = dict(params={"n_clusters": 6, "cluster_size": 4}, analyses=[analysis], coefs=["treatment", "x"], reps=20,
+              seed=5, progress=False)
+    fast, general = montecarlo.run(montecarlo.cluster_trial, **kw), montecarlo.run(montecarlo.cluster_trial, fast=False, **kw)
+    assert set(fast["status"]) <= {"ok", "boundary"} and (fast["status"] == general["status"]).all()
+    for column in ("estimate", "se", "df", "p_value"):
+        assert np.allclose(fast[column], general[column], rtol=1e-6)
