@@ -54,8 +54,9 @@ At ``σ̂_u = 0`` (``θ = 0``) the deviance is even in ``θ``, so ``g_θ = 0`` a
 that a Hessian eigenvalue is close to zero when ``H_θθ = 2 D_γ`` is below 1e-8; the
 df are the same). This is far above the between-within df of a cluster-level effect:
 the singular fit treats the observations as independent. Conversely, an interior fit
-with a tiny ``σ̂_u`` keeps the ``γ`` direction (``g_θ² / H_θθ → v_γ² / D_γγ``), so
-the df jump at the boundary; both are what lmerTest computes.
+with a tiny ``σ̂_u`` keeps the ``γ`` direction (``g_θ² / H_θθ → v_γ² / D_γγ``) as
+long as ``H_θθ`` stays above 1e-8, so the df jump at the boundary; both are what
+lmerTest computes.
 """
 
 from __future__ import annotations
