@@ -116,6 +116,17 @@ def cluster_robust(y, X, groups, *, contrasts=None, type: str = "CR2") -> Cluste
     ValueError
         For an unknown ``type``, mismatched shapes, fewer than 2 clusters or a
         rank-deficient ``X``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(1)
+    >>> groups = np.repeat(np.arange(8), [3, 4, 5, 6, 7, 8, 9, 10])
+    >>> X = np.column_stack([np.ones(52), (groups % 2).astype(float)])
+    >>> y = rng.standard_normal(8)[groups] + rng.standard_normal(52)
+    >>> test = cluster_robust(y, X, groups, contrasts=[0.0, 1.0])
+    >>> bool(test.df[0, 0] < 8 - 1)  # CR2's df for a cluster-level effect: below J - 1
+    True
     """
     y, X, starts, L = _check_inputs(y, X, groups, contrasts, type)
     n, p = X.shape[-2:]

@@ -139,6 +139,19 @@ def satterthwaite_ri(y, X, groups, fit: RandomInterceptFit, contrasts=None) -> S
     Non-converged fits get numbers too (computed at the point reached), as lmerTest
     does; their status is the fit's ``converged``. See the module docstring for the
     formulas and for singular fits (``df = n − p``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lmmsim.reml import fit_random_intercept
+    >>> rng = np.random.default_rng(1)
+    >>> groups = np.repeat(np.arange(8), [3, 4, 5, 6, 7, 8, 9, 10])
+    >>> X = np.column_stack([np.ones(52), (groups % 2).astype(float)])
+    >>> y = rng.standard_normal((100, 8))[:, groups] + rng.standard_normal((100, 52))
+    >>> fit = fit_random_intercept(y, X, groups)
+    >>> test = satterthwaite_ri(y, X, groups, fit, contrasts=[0.0, 1.0])
+    >>> test.df.shape
+    (100, 1)
     """
     y, X, onehot = _check_inputs(y, X, groups, fit)
     L = _check_contrasts(contrasts, X.shape[-1])
