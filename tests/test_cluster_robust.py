@@ -141,7 +141,8 @@ def test_monte_carlo_engine_runs_it_in_both_paths():
     analysis = Analysis("ols_cr2", "OLS, CR2 t with Bell-McCaffrey df", ols_cr2, ols_cr2_batch)
     kw = dict(params={"n_clusters": 6, "cluster_size": 4}, analyses=[analysis], coefs=["treatment", "x"], reps=20,
               seed=5, progress=False)
-    fast, general = montecarlo.run(scenarios.cluster_trial, **kw), montecarlo.run(scenarios.cluster_trial, fast=False, **kw)
+    fast = montecarlo.run(scenarios.cluster_trial, **kw)
+    general = montecarlo.run(scenarios.cluster_trial, fast=False, **kw)
     assert (fast["status"] == "ok").all() and (general["status"] == "ok").all()
     for column in ("estimate", "se", "df", "p_value"):
         assert np.allclose(fast[column], general[column], rtol=1e-8)
