@@ -17,8 +17,14 @@ The analyses (``ANALYSES``; every test is two-sided, of the null value 0):
     Naive OLS: ignores the grouping; t test with N − p df.
 ``ols_cluster``
     OLS with cluster-robust (sandwich) SEs, clustered by ``model.groups``, with
-    statsmodels' small-sample factor; t test with J − 1 df (J clusters), as Stata and
-    Cameron & Miller (2015) recommend for few clusters.
+    statsmodels' small-sample factor (CR1); t test with J − 1 df (J clusters), as Stata
+    and Cameron & Miller (2015) recommend. With about ten clusters of unequal size it
+    still rejects a true null clearly more often than nominal; ``ols_cr2`` is the
+    small-sample remedy.
+``ols_cr2``
+    OLS with CR2 (Bell–McCaffrey) cluster-robust SEs and a t test with their
+    Satterthwaite df (Bell & McCaffrey 2002; Pustejovsky & Tipton 2018; the default
+    test of the R package clubSandwich); see :mod:`lmmsim.inference.cluster_robust`.
 ``cluster_means``
     OLS of the J cluster means of y on the cluster-level columns of X; t test with
     J − p_b df. Reports only cluster-level coefficients (constant within every cluster).
@@ -34,9 +40,15 @@ The analyses (``ANALYSES``; every test is two-sided, of the null value 0):
     With random slopes, a slope variable and its interactions with cluster-level
     variables are counted as between-cluster too (J minus their number); see
     :func:`~lmmsim.inference.denominator_df`. Exact for balanced designs whose effects are all of these
-    kinds; otherwise an approximation (Satterthwaite and Kenward–Roger are not
-    implemented). Clusters are the levels of ``model.groups``; nested variance
-    components (``vc_formula``) are not counted.
+    kinds; otherwise an approximation (see ``lmm_satterthwaite``). Clusters are the
+    levels of ``model.groups``; nested variance components (``vc_formula``) are not
+    counted.
+``lmm_satterthwaite``
+    LMM by REML (random-intercept models only), the model-based SE of ``lmm_t`` and a
+    t test with lmerTest's Satterthwaite df, in closed form
+    (:func:`lmmsim.inference.satterthwaite_ri.satterthwaite_ri`). It differs from
+    ``lmm_t`` in unbalanced designs and at singular fits (σ̂_u = 0), where its df are
+    N − p.
 ``lrt``
     Likelihood-ratio test of each coefficient: ML fits with and without its column of
     X, LR = 2 Δℓ referred to χ²₁. Estimate, SE and CI are from the full ML fit (Wald).

@@ -1,14 +1,18 @@
 """Mixed models by REML: statsmodels' SE with a Wald z test (``lmm_wald``), and the
-model-based SE with a between-within t test (``lmm_t``)."""
+model-based SE with a between-within t test (``lmm_t``) or a Satterthwaite t test
+(``lmm_satterthwaite``, random-intercept models)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from lmmsim.analyses.base import BatchFits, batch_result, exact_status, fit_status, frame, select, wald_frame
+from lmmsim.analyses.base import (BatchFits, batch_result, exact_status, fit_status, frame, is_random_intercept, select,
+                                  wald_frame)
+from lmmsim.fit.exact import fit_random_intercept
 from lmmsim.fit.result import Fit
 from lmmsim.fit.statsmodels import fit_lmm
 from lmmsim.inference import between_within_df, denominator_df
+from lmmsim.inference.satterthwaite_ri import satterthwaite_ri
 from lmmsim.simulate.batch import design_matrices
 
 LMM_OPTIMIZERS = ("bfgs", "lbfgs", "powell", "nm")
@@ -86,3 +90,31 @@ def lmm_t_batch(fits: BatchFits, coefs):
     df = between_within_df(fits.between, b.y.shape[1], b.J)
     df = np.broadcast_to(df, fit.beta.shape)[:, idx]
     return batch_result(coefs, fit.beta[:, idx], fit.se[:, idx], df, status, message)
+
+
+def check_satterthwaite(model) -> None:
+    """Raise unless ``model`` is a random-intercept model (the closed-form Satterthwaite df)."""
+    if not is_random_intercept(model):
+        raise ValueError(
+            f"analysis lmm_satterthwaite: the model {model.lme4 or model.formula!r} is not a random-intercept "
+            "model (re_formula '1', no variance components); its closed-form Satterthwaite df are for those only"
+        )
+
+
+def lmm_satterthwaite(data, model, coefs):
+    """Model-based SE and a t test with lmerTest's Satterthwaite df (exact REML fit)."""
+    check_satterthwaite(model)
+    y, X, codes = design_matrices(data, model)
+    idx = select(X.columns, coefs)
+    fit = fit_random_intercept(y, X.to_numpy(), codes)
+    test = satterthwaite_ri(y, X.to_numpy(), codes, fit, np.eye(X.shape[1])[idx])
+    status, message = exact_status(fit)
+    return wald_frame(coefs, test.estimate[0], test.se[0], test.df[0], status[0], message[0])
+
+
+def lmm_satterthwaite_batch(fits: BatchFits, coefs):
+    """:func:`lmm_satterthwaite` of every replication of a batch (exact REML)."""
+    b, fit = fits.batch, fits.reml
+    idx = select(b.columns, coefs)
+    test = satterthwaite_ri(b.y, b.X, b.groups, fit, np.eye(len(b.columns))[idx])
+    return batch_result(coefs, test.estimate, test.se, test.df, *exact_status(fit))

@@ -1,4 +1,5 @@
-"""Naive OLS (``ols``) and OLS with cluster-robust SEs (``ols_cluster``), per dataset and batched."""
+"""Naive OLS (``ols``) and OLS with cluster-robust SEs (``ols_cluster``: CR1 with J − 1 df;
+``ols_cr2``: CR2 with Bell–McCaffrey df), per dataset and batched."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import numpy as np
 
 from lmmsim.analyses.base import BatchFits, batch_result, select, wald_frame
 from lmmsim.fit.ols import fit_ols
+from lmmsim.inference.cluster_robust import cluster_robust
 from lmmsim.model import prepare
+from lmmsim.simulate.batch import design_matrices
 
 
 def _diag(m):
@@ -51,3 +54,19 @@ def ols_cluster_batch(fits: BatchFits, coefs):
     meat = scores @ np.swapaxes(scores, 1, 2)
     cov = inv @ meat @ inv * (J / (J - 1) * (n - 1) / (n - p))
     return batch_result(coefs, beta[:, idx], np.sqrt(_diag(cov))[:, idx], float(J - 1))
+
+
+def ols_cr2(data, model, coefs):
+    """OLS with CR2 (Bell–McCaffrey) SEs; t test with their Satterthwaite df."""
+    y, X, codes = design_matrices(data, model)
+    idx = select(X.columns, coefs)
+    test = cluster_robust(y, X.to_numpy(), codes, contrasts=np.eye(X.shape[1])[idx])
+    return wald_frame(coefs, test.estimate[0], test.se[0], test.df[0])
+
+
+def ols_cr2_batch(fits: BatchFits, coefs):
+    """:func:`ols_cr2` of every replication of a batch."""
+    b = fits.batch
+    idx = select(b.columns, coefs)
+    test = cluster_robust(b.y, b.X, b.groups, contrasts=np.eye(len(b.columns))[idx])
+    return batch_result(coefs, test.estimate, test.se, test.df)
