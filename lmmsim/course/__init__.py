@@ -1,0 +1,1 @@
+"""Coursework: per-student datasets, answer templates, grading and feedback."""
