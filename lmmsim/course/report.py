@@ -84,8 +84,10 @@ def class_plot(grades: pd.DataFrame, parameters: list[str] | None = None):
         y = np.arange(len(students))
         miss = rows["covers_truth"].eq(False).to_numpy()
         for mask, colour in ((~miss, "tab:blue"), (miss, "tab:orange")):
-            ax.errorbar(rows["estimate"][mask], y[mask], fmt="o", color=colour, ms=4,
-                        xerr=[(rows["estimate"] - rows["ci_low"])[mask], (rows["ci_high"] - rows["estimate"])[mask]])
+            # Bars from the interval's ends, not errors around the estimate: a wrong answer's
+            # estimate may lie outside its own interval.
+            ax.hlines(y[mask], rows["ci_low"][mask], rows["ci_high"][mask], color=colour)
+            ax.plot(rows["estimate"][mask], y[mask], "o", color=colour, ms=4)
         ax.axvline(rows["truth"].dropna().iloc[0], color="black", lw=1)
         ax.set_title(name, fontsize=9)
     axes[0][0].set_yticks(np.arange(len(students)), students, fontsize=7)
