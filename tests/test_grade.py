@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from lmmsim import fit_lmm, fit_ols, scenarios
-from lmmsim.course.grade import EST_TOL, grade, read_key, references
+from lmmsim.course.grade import EST_TOL, Reference, grade, grading_se, read_key, references
+from lmmsim.course.report import class_summary
 from lmmsim.course.submissions import read_submissions
 from lmmsim.io import write_files
 from lmmsim.roster import course_datasets
@@ -52,7 +53,8 @@ def test_honest_class_gets_full_marks(course):
     assert (grades["points"] == grades["max_points"]).all(), grades[grades["points"] < grades["max_points"]]
     assert grades["flag"].eq("").all()
     # Only parameters whose refit has no usable SE (a variance on the boundary) go ungraded.
-    ungraded = grades[~grades["graded"]]
+    ungraded = grades[grades["status"] != "graded"]
+    assert set(ungraded["status"]) <= {"not gradable"}
     assert ungraded["reason"].str.startswith("not graded: the refit of your data is").all()
     assert len(ungraded) <= 0.1 * len(grades)
     assert grades.groupby("student_id")["max_points"].sum().min() >= 3
@@ -140,6 +142,10 @@ def test_bad_rows_get_reasons_and_nothing_is_lost(course):
     assert reason["s01", "sd(residual)"] == "no answer"
     assert reason.loc["s02"].str.startswith("dataset '0123456789ab' is not s02's").all()
     assert reason.loc["s05"].eq("no answer").all()  # no submission at all
+    status = grades.set_index(["student_id", "parameter"])["status"]
+    assert status["zed", "x"] == status["s00", "beta9"] == status["s01", "Intercept"] == "invalid"
+    assert (status["s00", "x"] == "invalid").all() and (status.loc["s02"] == "invalid").all()
+    assert status["s01", "sd(residual)"] == "no answer" and (status.loc["s05"] == "no answer").all()
     # Nobody's maximum counts an unknown row or a repeated answer twice.
     max_points = grades.groupby(["student_id", "parameter"])["max_points"].sum()
     assert max_points.max() == 1 and max_points["zed", "x"] == 0 and max_points["s00", "beta9"] == 0
@@ -155,8 +161,14 @@ def test_key_from_another_course_seed(course, tmp_path):
     other = course_datasets(SCENARIO, PARAMS, IDS[:3], 2027)
     write_files({tmp_path / "answer_key.json": other["answer_key.json"]})
     submissions = honest[honest["student_id"].isin(IDS[:3])]
+    wrong = references(read_key(tmp_path / "answer_key.json"))
     with pytest.raises(ValueError, match="no answer's 'dataset' fingerprint matches .* another course seed"):
-        graded(tmp_path, submissions, references(read_key(tmp_path / "answer_key.json")))
+        graded(tmp_path, submissions, wrong)
+    # Without the fingerprints (a platform export may drop the column), the summary warns.
+    grades = graded(tmp_path, submissions.drop(columns="dataset"), wrong)
+    assert "estimates reproduce the refit of the student's data; is the answer key from another course seed?" \
+        in class_summary(grades)
+    assert "warning" not in class_summary(graded(tmp_path, honest.drop(columns="dataset"), refs))
 
 
 def test_bad_answer_keys(course, tmp_path):
@@ -188,3 +200,24 @@ def test_tolerance_is_a_multiple_of_the_se(course):
     sigma = ref.fit.estimates.loc["sd(residual)", "estimate"]
     assert ref.grading_se["sd(residual)"] == pytest.approx(sigma / np.sqrt(2 * (72 - 3)))
     assert EST_TOL == 0.5
+
+
+def test_boundary_parameters_are_not_graded(tmp_path):
+    """A variance estimated as zero has no SE: its row is worth 0 points, and says why."""
+    rng = np.random.default_rng(np.random.SeedSequence(13))
+    data = pd.DataFrame({"cluster": np.repeat(np.arange(8), 5), "treatment": np.repeat([0, 1], 20),
+                         "x": rng.normal(size=40), "y": rng.normal(size=40)})
+    # Equal cluster means within each arm: the between-cluster variance is estimated as 0.
+    data["y"] -= data.groupby("cluster")["y"].transform("mean") - data["treatment"]
+    fit = fit_lmm(data, SCENARIO.model)
+    assert fit.status.boundary, fit.status
+    se = grading_se(fit, n_groups=8)
+    assert np.isnan(se["sd(Intercept|cluster)"]) and se[["Intercept", "treatment", "x", "sd(residual)"]].notna().all()
+    truth = dict.fromkeys(fit.estimates.index, 0.0)
+    ref = Reference("solo", "", truth, fit, fit_ols(data, SCENARIO.model), se)
+    answer = fit.estimates.reset_index().assign(student_id="solo", dataset="")
+    grades = graded(tmp_path, answer, {"solo": ref}).set_index("parameter")
+    row = grades.loc["sd(Intercept|cluster)"]
+    assert row["status"] == "not gradable" and row["max_points"] == 0
+    assert row["reason"].startswith("not graded: the refit of your data is boundary (singular fit)")
+    assert (grades.drop("sd(Intercept|cluster)")["points"] == 1).all()

@@ -43,7 +43,11 @@ COPY_TOL = 0.05
 COPY_MIN = 4
 COPY_SHARE = 0.75
 COLUMNS = ["student_id", "parameter", "line", *NUMBERS, "reference", "reference_se", "tolerance",
-           "truth", "covers_truth", "graded", "points", "max_points", "flag", "reason"]
+           "truth", "covers_truth", "status", "points", "max_points", "flag", "reason"]
+# status: "graded"; "no answer"; "invalid" (unknown student or parameter, a repeated
+# answer, a value that is not a number, another dataset's answer); "not gradable" (the
+# refit gives no usable SE for the parameter).
+Problem = tuple[int, str, str]  # max points, reason, status of a row that is not graded
 
 
 @dataclass(frozen=True)
@@ -176,14 +180,14 @@ def grade(submissions: pd.DataFrame, refs: Mapping[str, Reference]) -> pd.DataFr
         problem = _problem(sub, ref, refs)
         counts = problem is None or problem[0] > 0  # not an unknown student or parameter
         if counts and repeats[k] != str(sub["line"]):  # one answer per parameter: none of several counts
-            problem = (1 if first[k] else 0, f"answered more than once (lines {repeats[k]}); not graded")
+            problem = (1 if first[k] else 0, f"answered more than once (lines {repeats[k]}); not graded", "invalid")
         rows.append(_row(sub, ref, problem, given))
     answered = set(zip(submissions["student_id"], submissions["parameter"]))
     for sid, ref in refs.items():
         for name in ref.fit.estimates.index:
             if (sid, name) not in answered:
                 missing = {"student_id": sid, "parameter": name, "line": np.nan, **dict.fromkeys(NUMBERS, np.nan)}
-                rows.append(_row(pd.Series(missing), ref, (1, "no answer"), given))
+                rows.append(_row(pd.Series(missing), ref, (1, "no answer", "no answer"), given))
     grades = pd.DataFrame(rows, columns=COLUMNS)
     copies, naive = _copy_flags(grades, refs), _naive_flags(grades, refs)
     flags = {s: "; ".join(f[s] for f in (copies, naive) if s in f) for s in {*copies, *naive}}
@@ -201,30 +205,30 @@ def _check_fingerprints(submissions: pd.DataFrame, refs: Mapping[str, Reference]
         )
 
 
-def _problem(sub: pd.Series, ref: Reference | None, refs: Mapping[str, Reference]) -> tuple[int, str] | None:
-    """(max points, reason) for a row that cannot be graded; None for a gradable row."""
+def _problem(sub: pd.Series, ref: Reference | None, refs: Mapping[str, Reference]) -> Problem | None:
+    """Why a row cannot be graded; None for a gradable row."""
     sid, name = sub["student_id"], sub["parameter"]
     if ref is None:
         like = [s for s in refs if s.casefold() == str(sid).casefold()]
         hint = f" (did you mean {like[0]!r}?)" if like else ""
-        return (0, f"unknown student {sid!r}: not in the answer key{hint}")
+        return (0, f"unknown student {sid!r}: not in the answer key{hint}", "invalid")
     if name not in ref.fit.estimates.index:
-        return (0, f"unknown parameter {name!r}; expected one of {list(ref.fit.estimates.index)}")
+        return (0, f"unknown parameter {name!r}; expected one of {list(ref.fit.estimates.index)}", "invalid")
     if sub[DATASET] and sub[DATASET] != ref.fingerprint:
-        return (1, f"dataset {sub[DATASET]!r} is not {sid}'s ({ref.fingerprint!r}); not graded")
+        return (1, f"dataset {sub[DATASET]!r} is not {sid}'s ({ref.fingerprint!r}); not graded", "invalid")
     if sub["problem"]:
-        return (1, f"{sub['problem']}; not graded")
+        return (1, f"{sub['problem']}; not graded", "invalid")
     if np.isnan(sub["estimate"]):
-        return (1, "no estimate")
+        return (1, "no estimate", "no answer")
     return None
 
 
-def _row(sub: pd.Series, ref: Reference | None, problem: tuple[int, str] | None, given: list[str]) -> dict:
+def _row(sub: pd.Series, ref: Reference | None, problem: Problem | None, given: list[str]) -> dict:
     row = {c: sub.get(c, np.nan) for c in ("student_id", "parameter", "line", *NUMBERS)}
-    row.update(graded=False, points=0.0)
+    row["points"] = 0.0
     name = sub["parameter"]
     if ref is None or name not in ref.fit.estimates.index:
-        row["max_points"], row["reason"] = problem
+        row["max_points"], row["reason"], row["status"] = problem
         return row
     est = ref.fit.estimates.loc[name]
     tol_se = ref.grading_se.get(name, np.nan)
@@ -234,11 +238,12 @@ def _row(sub: pd.Series, ref: Reference | None, problem: tuple[int, str] | None,
         row["covers_truth"] = bool(row["ci_low"] <= row["truth"] <= row["ci_high"])
     if np.isnan(tol_se):
         reason = f"not graded: the refit of your data is {ref.fit.status.message}"
-        row["max_points"], row["reason"] = 0, reason if problem is None else f"{problem[1]}; {reason}"
+        row["max_points"] = 0
+        row["status"], row["reason"] = ("not gradable", reason) if problem is None else (problem[2], f"{problem[1]}; {reason}")
     elif problem is not None:
-        row["max_points"], row["reason"] = problem
+        row["max_points"], row["reason"], row["status"] = problem
     else:
-        row["max_points"], row["graded"] = 1, True
+        row["max_points"], row["status"] = 1, "graded"
         row["points"], row["reason"] = _score(row, est, tol_se, given)
     return row
 
@@ -266,7 +271,7 @@ def _score(row: dict, est: pd.Series, tol_se: float, given: list[str]) -> tuple[
 
 def _graded(grades: pd.DataFrame) -> pd.DataFrame:
     """Rows whose answer was compared with the reference."""
-    return grades[grades["graded"].astype(bool)]
+    return grades[grades["status"] == "graded"]
 
 
 def _copy_flags(grades: pd.DataFrame, refs: Mapping[str, Reference]) -> dict[str, str]:

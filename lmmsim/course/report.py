@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pandas as pd
 
-from lmmsim.course.grade import EST_TOL
+from lmmsim.course.grade import COPY_TOL, EST_TOL
 
 
 def totals(grades: pd.DataFrame) -> pd.DataFrame:
@@ -38,7 +38,7 @@ def feedback(grades: pd.DataFrame, student_id: str) -> str:
 
 def class_summary(grades: pd.DataFrame) -> str:
     """A table per parameter, the class's totals, flags and rows that were not graded."""
-    graded = grades[grades["graded"].astype(bool)]
+    graded = grades[grades["status"] == "graded"]
     by = graded.groupby("parameter", sort=False)
     table = pd.DataFrame({
         "answers": by.size(),
@@ -51,12 +51,19 @@ def class_summary(grades: pd.DataFrame) -> str:
     lines = [table.to_string(), "",
              f"{int(total['submitted'].sum())} of {len(total)} students submitted; "
              f"mean {total['percent'].mean():.0f} %, median {total['percent'].median():.0f} %"]
+    # Honest answers reproduce their refit almost exactly; with another course's key (and no
+    # fingerprints to tell) each estimate comes as close only by chance (about 3 %), so fewer
+    # than half of ten or more is a near-certain sign of the wrong key (or a class gone astray).
+    exact = (graded["estimate"] - graded["reference"]).abs() <= COPY_TOL / EST_TOL * graded["tolerance"]
+    if len(graded) >= 10 and exact.mean() < 0.5:
+        lines.append(f"warning: only {int(exact.sum())} of {len(graded)} estimates reproduce the refit of "
+                     "the student's data; is the answer key from another course seed?")
     missing = total.index[~total["submitted"]].tolist()
     if missing:
         lines.append(f"no submission: {', '.join(missing)}")
     lines += [f"{sid}: {flag}" for sid, flag in total["flag"].items() if flag]
-    ignored = grades[grades["max_points"].eq(0) & grades["line"].notna() & ~grades["reason"].str.contains("not graded: the refit")]
-    lines += [f"line {row['line']:.0f}: {row['reason']}" for _, row in ignored.iterrows()]
+    invalid = grades[grades["status"] == "invalid"]
+    lines += [f"line {row['line']:.0f} ({row['student_id']}, {row['parameter']}): {row['reason']}" for _, row in invalid.iterrows()]
     return "\n".join(lines)
 
 
@@ -73,8 +80,7 @@ def class_plot(grades: pd.DataFrame, parameters: list[str] | None = None):
     """
     import matplotlib.pyplot as plt
 
-    answered = grades[grades["line"].notna() & grades["estimate"].notna() & grades["truth"].notna()]
-    answered = answered[answered["graded"].astype(bool)]
+    answered = grades[grades["status"].isin(["graded", "not gradable"]) & grades["estimate"].notna()]
     names = parameters or list(dict.fromkeys(answered["parameter"]))
     fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 0.25 * answered["student_id"].nunique() + 1.5),
                              squeeze=False, sharey=True)
