@@ -195,8 +195,9 @@ def _grade(args: argparse.Namespace) -> str:
     answers = submissions.read_submissions(args.submissions)
     grades = grade.grade(answers, grade.references(grade.read_key(args.answer_key)))
     files = {args.out: csv_text(grades)}
-    for sid in grades["student_id"][grades["max_points"] > 0].unique() if args.feedback else ():
-        files[args.feedback / f"{sid}.txt"] = report.feedback(grades, sid)
+    if args.feedback is not None:
+        for sid in grades["student_id"][grades["max_points"] > 0].unique():  # the key's students
+            files[args.feedback / f"{sid}.txt"] = report.feedback(grades, sid)
     if args.plot is not None:
         files[args.plot] = report.svg_text(report.class_plot(grades))
     write_files(files)
