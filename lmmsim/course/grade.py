@@ -188,7 +188,7 @@ def grade(submissions: pd.DataFrame, refs: Mapping[str, Reference]) -> pd.DataFr
             if (sid, name) not in answered:
                 missing = {"student_id": sid, "parameter": name, "line": np.nan, **dict.fromkeys(NUMBERS, np.nan)}
                 rows.append(_row(pd.Series(missing), ref, (1, "no answer", "no answer"), given))
-    grades = pd.DataFrame(rows, columns=COLUMNS)
+    grades = pd.DataFrame(rows, columns=COLUMNS).astype({"line": "Int64"})  # blank, not NaN, where unanswered
     copies, naive = _copy_flags(grades, refs), _naive_flags(grades, refs)
     flags = {s: "; ".join(f[s] for f in (copies, naive) if s in f) for s in {*copies, *naive}}
     grades["flag"] = grades["student_id"].map(lambda sid: flags.get(sid, ""))

@@ -29,7 +29,7 @@ def feedback(grades: pd.DataFrame, student_id: str) -> str:
              f"Each answer is compared with a refit of your own dataset: an estimate within {EST_TOL} "
              "standard errors of it is correct.", ""]
     for _, row in rows.iterrows():
-        where = "" if np.isnan(row["line"]) else f" (line {row['line']:.0f})"
+        where = "" if pd.isna(row["line"]) else f" (line {row['line']})"
         lines.append(f"{row['parameter']}{where}: {row['points']:g}/{row['max_points']:g}, {row['reason']}")
     if total["flag"]:
         lines += ["", f"Note: {total['flag']}."]
@@ -47,6 +47,7 @@ def class_summary(grades: pd.DataFrame) -> str:
         "mean_points": by["points"].mean().round(2),
         "interval_covers_truth": by["covers_truth"].apply(_share),
     })
+    table = table.reindex([name for name in dict.fromkeys(grades["parameter"]) if name in table.index])
     total = totals(grades)
     lines = [table.to_string(), "",
              f"{int(total['submitted'].sum())} of {len(total)} students submitted; "
@@ -63,7 +64,7 @@ def class_summary(grades: pd.DataFrame) -> str:
         lines.append(f"no submission: {', '.join(missing)}")
     lines += [f"{sid}: {flag}" for sid, flag in total["flag"].items() if flag]
     invalid = grades[grades["status"] == "invalid"]
-    lines += [f"line {row['line']:.0f} ({row['student_id']}, {row['parameter']}): {row['reason']}" for _, row in invalid.iterrows()]
+    lines += [f"line {row['line']} ({row['student_id']}, {row['parameter']}): {row['reason']}" for _, row in invalid.iterrows()]
     return "\n".join(lines)
 
 
