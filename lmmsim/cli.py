@@ -1,4 +1,4 @@
-"""Command line: ``lmmsim scenarios``, ``lmmsim simulate``, ``lmmsim montecarlo``.
+"""Command line: ``lmmsim scenarios``, ``lmmsim simulate``, ``lmmsim montecarlo``, ``lmmsim grade``.
 
 Errors print one line to stderr and exit with status 2; no output file is left behind.
 """
@@ -85,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
     mc.add_argument("--out", type=Path, required=True, help="CSV file for the per-replication results")
     mc.add_argument("--workers", type=_nonnegative, default=1, help="worker processes (default 1: serial)")
     mc.add_argument("--checkpoint", type=Path, help="folder for checkpoints; run again to resume")
+
+    grade = commands.add_parser("grade", help="grade students' answers against refits of their own datasets")
+    grade.add_argument("--answer-key", type=Path, required=True, help="answer_key.json from `simulate --roster`")
+    grade.add_argument("--submissions", type=Path, required=True, help="CSV: student_id, parameter, estimate[, se, ci_low, ci_high]")
+    grade.add_argument("--out", type=Path, required=True, help="CSV file for the grades (one row per student and parameter)")
+    grade.add_argument("--feedback", type=Path, help="folder for one feedback text per student")
+    grade.add_argument("--plot", type=Path, help="SVG file for the class's estimates around the truth")
     return parser
 
 
@@ -130,7 +137,8 @@ def _simulate(args: argparse.Namespace) -> str:
             if created:
                 args.outdir.rmdir()
             raise
-        return f"wrote {len(files) - 1} datasets and answer_key.json to {args.outdir}"
+        n = (len(files) - 1) // 2
+        return f"wrote {n} datasets, {n} answer templates and answer_key.json to {args.outdir}"
     for flag, value in (("--seed", args.seed), ("--out", args.out), ("--truth", args.truth)):
         if value is None:
             raise UsageError(f"{flag} is required (or use --roster for coursework)")
@@ -178,6 +186,27 @@ def _montecarlo(args: argparse.Namespace) -> str:
     return f"{table}\nwrote {len(results)} rows to {args.out}"
 
 
+def _grade(args: argparse.Namespace) -> str:
+    from lmmsim.course import grade, report, submissions
+
+    if args.plot is not None and args.plot.suffix.lower() != ".svg":
+        raise UsageError(f"--plot: got {str(args.plot)!r}, expected a file name ending in .svg")
+    if args.out.resolve() in (args.submissions.resolve(), args.answer_key.resolve()):
+        raise UsageError("--out must differ from --submissions and --answer-key")
+    if args.feedback is not None and not args.feedback.is_dir():
+        raise ValueError(f"--feedback: {str(args.feedback)!r} is not an existing folder")
+    answers = submissions.read_submissions(args.submissions)
+    grades = grade.grade(answers, grade.references(grade.read_key(args.answer_key)))
+    files = {args.out: csv_text(grades)}
+    if args.feedback is not None:
+        for sid in grades["student_id"][grades["max_points"] > 0].unique():  # the key's students
+            files[args.feedback / f"{sid}.txt"] = report.feedback(grades, sid)
+    if args.plot is not None:
+        files[args.plot] = report.svg_text(report.class_plot(grades))
+    write_files(files)
+    return f"{report.class_summary(grades)}\nwrote {len(grades)} rows to {args.out}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     try:
@@ -188,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             print(_simulate(args))
         elif args.command == "montecarlo":
             print(_montecarlo(args))
+        elif args.command == "grade":
+            print(_grade(args))
     except (ValueError, OSError) as err:  # UsageError included; OSError: a file system refusal
         message = " ".join(str(err).split())
         print(f"lmmsim: error: {message}", file=sys.stderr)

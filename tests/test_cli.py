@@ -1,4 +1,4 @@
-"""The command line: ``lmmsim scenarios`` and ``lmmsim simulate``, as real processes
+"""The command line: ``lmmsim scenarios``, ``lmmsim simulate`` and ``lmmsim grade``, as real processes
 (``python -m lmmsim`` and the ``lmmsim`` console script) and in-process for the many
 bad-input cases. Bad input: one line on stderr, no traceback, a non-zero exit status,
 and no output file left behind (existing files unchanged)."""
@@ -9,6 +9,7 @@ import json
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import LMMSIM_SCRIPT, assert_one_line_error, run_cli, start_cli
 
@@ -78,12 +79,12 @@ def test_roster_through_the_console_script(workdir, monkeypatch, capsys):
     args = ["simulate", "plant_growth", "--set", "n_plots=6", "--roster", "students.csv", "--course-seed", "99"]
     first = run_cli([*args, "--outdir", "out1"], workdir, script=True)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.strip() == "wrote 3 datasets and answer_key.json to out1"
+    assert first.stdout.strip() == "wrote 3 datasets, 3 answer templates and answer_key.json to out1"
     monkeypatch.chdir(workdir)
     assert main([*args, "--outdir", "out2"]) == 0  # again, in this process
     out1, out2 = workdir / "out1", workdir / "out2"
     names = sorted(os.listdir(out1))
-    assert names == ["ann.csv", "answer_key.json", "bob.csv", "s-3.csv"]
+    assert names == ["ann.csv", "ann_answers.csv", "answer_key.json", "bob.csv", "bob_answers.csv", "s-3.csv", "s-3_answers.csv"]
     assert sorted(os.listdir(out2)) == names
     for name in names:
         assert (out1 / name).read_bytes() == (out2 / name).read_bytes(), name
@@ -241,5 +242,77 @@ def test_existing_outdir_is_reused(workdir, monkeypatch, capsys):
     (workdir / "out").mkdir()
     (workdir / "out" / "notes.txt").write_text("keep\n")
     assert main(["simulate", "schools", "--roster", "r.csv", "--course-seed", "1", "--outdir", "out"]) == 0
-    assert sorted(os.listdir(workdir / "out")) == ["ann.csv", "answer_key.json", "notes.txt"]
+    assert sorted(os.listdir(workdir / "out")) == ["ann.csv", "ann_answers.csv", "answer_key.json", "notes.txt"]
     assert capsys.readouterr().err == ""
+
+
+# ---------------------------------------------------------------- grade
+
+
+def class_folder(workdir: Path) -> Path:
+    """A class of three with answer templates, and answers.csv: ann honest, bob blank, cy copies ann."""
+    from lmmsim import fit_lmm
+    from lmmsim.course.submissions import NUMBERS
+
+    (workdir / "r.csv").write_text("student_id\nann\nbob\ncy\n", encoding="utf-8")
+    args = ["simulate", "cluster_trial", "--set", "n_clusters=10", "--set", "sigma_u=2", "--set", "sigma_e=2"]
+    assert main([*args, "--roster", str(workdir / "r.csv"), "--course-seed", "5", "--outdir", str(workdir / "c")]) == 0
+    read = lambda name: pd.read_csv(workdir / "c" / name, dtype=str, keep_default_na=False)  # noqa: E731
+    ann = read("ann_answers.csv")
+    fit = fit_lmm(pd.read_csv(workdir / "c" / "ann.csv"), scenarios.cluster_trial.model).estimates
+    for column in NUMBERS:
+        ann[column] = ann["parameter"].map(fit[column])
+    cy = read("cy_answers.csv")
+    cy[list(NUMBERS)] = ann[list(NUMBERS)].to_numpy()
+    pd.concat([ann, read("bob_answers.csv"), cy]).to_csv(workdir / "answers.csv", index=False)
+    return workdir
+
+
+def test_grade_end_to_end(workdir, monkeypatch, capsys):
+    monkeypatch.chdir(class_folder(workdir))
+    (workdir / "fb").mkdir()
+    args = ["grade", "--answer-key", "c/answer_key.json", "--submissions", "answers.csv", "--out", "grades.csv"]
+    assert main([*args, "--feedback", "fb", "--plot", "class.svg"]) == 0
+    out = capsys.readouterr().out
+    grades = pd.read_csv(workdir / "grades.csv")
+    assert len(grades) == 15 and list(grades.columns[:3]) == ["student_id", "parameter", "line"]
+    points = grades.groupby("student_id")["points"].sum()
+    assert points["ann"] == grades.loc[grades["student_id"] == "ann", "max_points"].sum() > 0
+    assert points["bob"] == 0 and (grades.loc[grades["student_id"] == "bob", "reason"] == "no estimate").all()
+    assert grades.loc[grades["student_id"] == "cy", "flag"].str.startswith("copy? 5 of 5 estimates match ann's data").all()
+    assert sorted(os.listdir(workdir / "fb")) == ["ann.txt", "bob.txt", "cy.txt"]
+    assert (workdir / "fb" / "cy.txt").read_text(encoding="utf-8").startswith("Feedback for cy: ")
+    assert (workdir / "class.svg").read_text(encoding="utf-8").lstrip().startswith("<?xml")
+    assert "3 of 3 students submitted" in out and "cy: copy? 5 of 5 estimates match ann's data" in out
+    assert out.rstrip().endswith("wrote 15 rows to grades.csv")
+    # Same input, same bytes (the figure included).
+    before = {name: (workdir / name).read_bytes() for name in ("grades.csv", "class.svg")}
+    assert main([*args, "--feedback", "fb", "--plot", "class.svg"]) == 0
+    assert before == {name: (workdir / name).read_bytes() for name in before}
+
+
+def test_grade_bad_input(workdir, monkeypatch, capsys):
+    monkeypatch.chdir(class_folder(workdir))
+    (workdir / "no_estimate.csv").write_text("student_id,parameter,value\nann,x,1\n", encoding="utf-8")
+    other = workdir / "other"
+    other.mkdir()
+    assert main(["simulate", "cluster_trial", "--roster", "r.csv", "--course-seed", "6", "--outdir", "other"]) == 0
+    capsys.readouterr()
+    key, subs = ["--answer-key", "c/answer_key.json"], ["--submissions", "answers.csv"]
+    cases = {
+        "missing columns": ([*key, "--submissions", "no_estimate.csv", "--out", "g.csv"], "lacks the columns ['estimate']"),
+        "missing file": ([*key, "--submissions", "nope.csv", "--out", "g.csv"], "submissions: cannot read"),
+        "key from another seed": (["--answer-key", "other/answer_key.json", *subs, "--out", "g.csv"], "another course seed"),
+        "key not JSON": (["--answer-key", "r.csv", *subs, "--out", "g.csv"], "answer key: cannot read"),
+        "plot not svg": ([*key, *subs, "--out", "g.csv", "--plot", "p.png"], "expected a file name ending in .svg"),
+        "no feedback folder": ([*key, *subs, "--out", "g.csv", "--feedback", "fb"], "--feedback: 'fb' is not an existing folder"),
+        "out is input": ([*key, *subs, "--out", "answers.csv"], "--out must differ"),
+        "out in no folder": ([*key, *subs, "--out", "x/g.csv"], "folder 'x' does not exist"),
+        "no --out": ([*key, *subs], "--out"),
+    }
+    before = snapshot(workdir)
+    for name, (args, words) in cases.items():
+        assert main(["grade", *args]) == 2, name
+        captured = capsys.readouterr()
+        assert words in assert_one_line_error(captured.err), name
+        assert captured.out == "" and snapshot(workdir) == before, name

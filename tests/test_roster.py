@@ -1,4 +1,4 @@
-"""lmmsim.roster: reading a class roster, per-student seeds, datasets and answer key."""
+"""lmmsim.course.roster: reading a class roster, per-student seeds, datasets and answer key."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from conftest import PYTHON
 
 from lmmsim import Truth, scenarios, simulate
 from lmmsim.course.roster import course_datasets, read_roster, student_seed
+from lmmsim.course.submissions import dataset_fingerprint
 from lmmsim.io import csv_text
 
 
@@ -96,7 +97,7 @@ IDS = ["ann", "bob", "s-003", "Z.9"]
 def test_course_datasets():
     params = {"n_plots": 9, "sigma_e": 1.5}
     files = course_datasets(scenarios.plant_growth, params, IDS, course_seed=77)
-    assert sorted(files) == sorted([f"{s}.csv" for s in IDS] + ["answer_key.json"])
+    assert sorted(files) == sorted([f"{s}{end}" for s in IDS for end in (".csv", "_answers.csv")] + ["answer_key.json"])
     # Reproducible, and each student gets a different dataset.
     assert files == course_datasets(scenarios.plant_growth, params, IDS, course_seed=77)
     csvs = [files[f"{s}.csv"] for s in IDS]
@@ -119,6 +120,23 @@ def test_course_datasets():
         assert len(again.data) == 9 * 6
     # Different data, same truth: every student estimates the same parameters.
     assert len({json.dumps(key["students"][s]["beta"]) for s in IDS}) == 1
+    # Each student's answer template names their dataset and the parameters to estimate.
+    template = read_submissions_text(files["Z.9_answers.csv"])
+    assert template["parameter"].tolist() == list(Truth.from_dict(key["students"]["Z.9"]).parameters())
+    assert set(template["dataset"]) == {dataset_fingerprint(files["Z.9.csv"])} and set(template["student_id"]) == {"Z.9"}
+
+
+def read_submissions_text(text: str):
+    import io
+
+    import pandas as pd
+
+    return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+
+
+def test_course_files_may_not_clash():
+    with pytest.raises(ValueError, match="two students' files would share a name"):
+        course_datasets(scenarios.plant_growth, {}, ["ann", "Ann_answers"], course_seed=1)
 
 
 def test_course_datasets_bad_parameters():

@@ -1,4 +1,5 @@
-"""Coursework: one dataset per student from a roster, reproducible from a course seed."""
+"""Coursework: per-student datasets from a roster (reproducible from a course seed), answer
+templates, grading against each student's own dataset, and feedback."""
 
 from lmmsim.course.roster import ID_COLUMN, course_datasets, read_roster, student_seed
 

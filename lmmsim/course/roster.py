@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from lmmsim.course.submissions import TEMPLATE_SUFFIX, dataset_fingerprint, template_text
 from lmmsim.io import csv_text
 from lmmsim.scenarios import Scenario
 from lmmsim.simulate import simulate
@@ -66,14 +67,19 @@ def student_seed(course_seed: int, student_id: str) -> np.random.SeedSequence:
 def course_datasets(
     scenario: Scenario, params: dict[str, Any], student_ids: list[str], course_seed: int
 ) -> dict[str, str]:
-    """File name -> text: ``<student_id>.csv`` for each student and ``answer_key.json``."""
+    """File name -> text: ``<student_id>.csv`` and the answer template
+    ``<student_id>_answers.csv`` for each student, and ``answer_key.json``."""
     design = scenario(**params)
     files: dict[str, str] = {}
     key: dict[str, Any] = {"scenario": scenario.name, "parameters": params, "course_seed": course_seed, "students": {}}
     for sid in student_ids:
         seed = student_seed(course_seed, sid)
         sim = simulate(design, seed, provenance={"scenario": scenario.name, "parameters": params, "student_id": sid})
-        files[f"{sid}.csv"] = csv_text(sim.data)
+        text = csv_text(sim.data)
+        files[f"{sid}.csv"] = text
+        files[f"{sid}{TEMPLATE_SUFFIX}"] = template_text(sid, dataset_fingerprint(text), list(sim.truth.parameters()))
         key["students"][sid] = sim.truth.to_dict()
+    if len({name.casefold() for name in files}) < 2 * len(student_ids):  # e.g. "ann" and "ann_answers"
+        raise ValueError(f"roster: two students' files would share a name; rename the ids ending in {TEMPLATE_SUFFIX[:-4]!r}")
     files["answer_key.json"] = json.dumps(key, indent=2, allow_nan=False) + "\n"
     return files
