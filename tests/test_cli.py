@@ -243,3 +243,15 @@ def test_existing_outdir_is_reused(workdir, monkeypatch, capsys):
     assert main(["simulate", "schools", "--roster", "r.csv", "--course-seed", "1", "--outdir", "out"]) == 0
     assert sorted(os.listdir(workdir / "out")) == ["ann.csv", "answer_key.json", "notes.txt"]
     assert capsys.readouterr().err == ""
+
+
+def test_ctrl_c_ends_with_one_line_and_status_130(monkeypatch, capsys):
+    import lmmsim.cli as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_montecarlo", interrupted)
+    assert main(["montecarlo", "cluster_trial", "--reps", "2", "--seed", "1", "--analyses", "ols", "--out", "never.csv"]) == 130
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == "lmmsim: interrupted\n"
