@@ -6,13 +6,23 @@ from __future__ import annotations
 import math
 import numbers
 
+# Parameters are squared (variances) and multiplied by covariates and summed when data are
+# simulated; beyond this magnitude float64 overflows to inf in those steps.
+MAX_MAGNITUDE = 1e100
+
 
 def check_finite(name: str, value) -> float:
-    """Return ``value`` as a float, or raise if it is not a finite real number."""
+    """Return ``value`` as a float, or raise if it is not a finite real number of
+    magnitude at most ``MAX_MAGNITUDE``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name}: got {value!r}, expected a finite number")
     if not math.isfinite(value):
         raise ValueError(f"{name}: got {value!r}, expected a finite number")
+    if abs(value) > MAX_MAGNITUDE:
+        raise ValueError(
+            f"{name}: got {value!r}, expected a number of magnitude at most {MAX_MAGNITUDE:g} "
+            "(larger values overflow when the data are simulated)"
+        )
     return float(value)
 
 
