@@ -12,6 +12,7 @@ import patsy
 
 from lmmsim.design import INTERCEPT, Categorical, Design, Dropout, Indicator, Normal
 from lmmsim.truth import Truth
+from lmmsim.validate import check_memory
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ def simulate(design: Design, seed: Any, provenance: dict[str, Any] | None = None
     """
     if not isinstance(design, Design):
         raise ValueError(f"design: got {type(design).__name__}, expected an lmmsim Design")
+    check_memory(f"design: simulating {design.n_obs:,} observations", design.memory_estimate())
     root = seed_sequence(seed)
     # One independent stream per stage, so adding e.g. dropout leaves the other draws unchanged.
     rng_cov, rng_re, rng_eps, rng_drop = (np.random.default_rng(s) for s in _children(root, 4))

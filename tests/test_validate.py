@@ -44,3 +44,21 @@ def test_the_largest_allowed_parameters_simulate_finite_data():
     assert np.isfinite(data["y"]).all()
     assert data["t"].max() == MAX_MAGNITUDE  # occasion values kept exactly, not cast to int
     assert all(math.isfinite(v) for v in simulate(scenarios.schools(sigma_e=MAX_MAGNITUDE), 1).truth.icc.values())
+
+
+def test_a_design_too_large_for_memory_is_refused_before_allocating():
+    design = scenarios.schools(n_schools=1_000_000_000)
+    with pytest.raises(ValueError, match=r"^design: simulating 80,000,000,000 observations needs about .* TB "
+                       r"of memory, more than the .* available; use fewer groups"):
+        simulate(design, seed=1)
+
+
+def test_memory_estimate_covers_what_simulating_takes():
+    import tracemalloc
+
+    design = scenarios.blood_pressure(n_patients=500)
+    tracemalloc.start()
+    simulate(design, seed=1)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < design.memory_estimate()
