@@ -223,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(err).split())
         print(f"lmmsim: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:
+        detail = f": {err}" if str(err) else ""
+        print(f"lmmsim: interrupted{detail}", file=sys.stderr)
+        return 130  # 128 + SIGINT, as shells report it
     return 0
 
 

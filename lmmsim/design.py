@@ -357,6 +357,12 @@ class Design:
         """Number of observations before any dropout."""
         return math.prod(self.leaf_counts())
 
+    def memory_estimate(self) -> int:
+        """Bytes a simulated dataset of this design needs at its peak (a generous estimate:
+        about 200 bytes per observation were measured for the built-in scenarios)."""
+        columns = len(self.factors) + len(self.covariates) + len(self.beta) + 1
+        return 48 * columns * self.n_obs
+
     def leaf_counts(self) -> list[int]:
         """Units of the deepest level of each (crossed) grouping tree."""
         counts: dict[str, int] = {}

@@ -316,3 +316,15 @@ def test_grade_bad_input(workdir, monkeypatch, capsys):
         captured = capsys.readouterr()
         assert words in assert_one_line_error(captured.err), name
         assert captured.out == "" and snapshot(workdir) == before, name
+
+
+def test_ctrl_c_ends_with_one_line_and_status_130(monkeypatch, capsys):
+    import lmmsim.cli as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_montecarlo", interrupted)
+    assert main(["montecarlo", "cluster_trial", "--reps", "2", "--seed", "1", "--analyses", "ols", "--out", "never.csv"]) == 130
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == "lmmsim: interrupted\n"

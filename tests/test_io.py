@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 
 import pandas as pd
 import pytest
@@ -84,3 +85,44 @@ def test_failure_while_moving_into_place_leaves_no_temp_files(tmp_path, monkeypa
         write_files({a: "new\n", b: "{}\n"})
     assert a.read_text() == "old\n"
     assert listing(tmp_path) == ["a.csv"]
+
+
+def test_fifo_and_device_are_refused_and_kept(tmp_path):
+    a, fifo = tmp_path / "a.csv", tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="pipe: is not a regular file"):
+        write_files({a: "new\n", fifo: "{}\n"})
+    assert listing(tmp_path) == ["pipe"]  # nothing written, the FIFO is still a FIFO
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    with pytest.raises(ValueError, match="/dev/null: is not a regular file"):
+        write_files({"/dev/null": "x\n"})
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_symlink_is_followed_and_kept(tmp_path):
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "data.csv"
+    target.write_text("old\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    write_files({link: "new\n"})
+    assert link.is_symlink() and target.read_text() == "new\n"
+    dangling = tmp_path / "later.csv"
+    dangling.symlink_to(tmp_path / "real" / "later.csv")
+    write_files({dangling: "x\n"})
+    assert dangling.is_symlink() and (tmp_path / "real" / "later.csv").read_text() == "x\n"
+    assert listing(tmp_path / "real") == ["data.csv", "later.csv"]
+
+
+def test_new_files_respect_the_umask_and_replaced_files_keep_their_mode(tmp_path):
+    old = os.umask(0o027)
+    try:
+        write_files({tmp_path / "new.csv": "x\n"})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "new.csv").st_mode) == 0o640
+    kept = tmp_path / "kept.csv"
+    kept.write_text("old\n")
+    os.chmod(kept, 0o604)
+    write_files({kept: "new\n"})
+    assert stat.S_IMODE(os.stat(kept).st_mode) == 0o604 and kept.read_text() == "new\n"

@@ -54,7 +54,8 @@ def layout(design: Design) -> tuple[pd.DataFrame, dict[str, tuple[list, np.ndarr
             units[f.name] = (labels, codes)
             if f.values is not None:
                 values = np.asarray(f.values)
-                if np.all(values == np.round(values)):  # weeks 0, 1, 2 read better as integers
+                # weeks 0, 1, 2 read better as integers (where int64 holds them exactly)
+                if np.all(values == np.round(values)) and np.all(np.abs(values) < 2.0**53):
                     values = values.astype(int)
                 rows[f.name] = values[codes % f.n]
             else:

@@ -19,6 +19,7 @@ from lmmsim.model import formula_error
 from lmmsim.simulate import draws
 from lmmsim.simulate.layout import layout
 from lmmsim.truth import Truth
+from lmmsim.validate import check_memory
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ def simulate(design: Design, seed: Any, provenance: dict[str, Any] | None = None
     """
     if not isinstance(design, Design):
         raise ValueError(f"design: got {type(design).__name__}, expected an lmmsim Design")
+    check_memory(f"design: simulating {design.n_obs:,} observations", design.memory_estimate())
     data, units = layout(design)
     drawn = draws.draw(design, units, len(data), seed_sequence(seed))
     for c in design.covariates:
