@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import level_study  # noqa: E402
 
+from lmmsim.fit.exact import fit_random_intercept  # noqa: E402
 from lmmsim.inference.cluster_robust import cluster_robust  # noqa: E402
 from lmmsim.inference.satterthwaite_ri import satterthwaite_ri  # noqa: E402
-from lmmsim.fit.exact import fit_random_intercept  # noqa: E402
 
 
 def rate(function, reps: int) -> tuple[float, object]:
@@ -40,10 +40,10 @@ def main() -> None:
     y, X, groups = level_study.simulate()
     reps = len(y)
     for label, design in (("shared design", X[0]), ("one design per replication", X)):
-        fit_rate, fit = rate(lambda: fit_random_intercept(y, design, groups), reps)
-        satt_rate, _ = rate(lambda: satterthwaite_ri(y, design, groups, fit, [0.0, 1.0]), reps)
-        cr2_rate, _ = rate(lambda: cluster_robust(y, design, groups, contrasts=[0.0, 1.0]), reps)
-        cr1_rate, _ = rate(lambda: cluster_robust(y, design, groups, contrasts=[0.0, 1.0], type="CR1"), reps)
+        fit_rate, fit = rate(lambda d=design: fit_random_intercept(y, d, groups), reps)
+        satt_rate, _ = rate(lambda d=design, f=fit: satterthwaite_ri(y, d, groups, f, [0.0, 1.0]), reps)
+        cr2_rate, _ = rate(lambda d=design: cluster_robust(y, d, groups, contrasts=[0.0, 1.0]), reps)
+        cr1_rate, _ = rate(lambda d=design: cluster_robust(y, d, groups, contrasts=[0.0, 1.0], type="CR1"), reps)
         print(f"{label}: fit {fit_rate:,.0f}/s, Satterthwaite {satt_rate:,.0f}/s, "
               f"CR2 {cr2_rate:,.0f}/s, CR1 {cr1_rate:,.0f}/s")
 

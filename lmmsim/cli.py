@@ -88,8 +88,10 @@ def _parser() -> argparse.ArgumentParser:
 
     grade = commands.add_parser("grade", help="grade students' answers against refits of their own datasets")
     grade.add_argument("--answer-key", type=Path, required=True, help="answer_key.json from `simulate --roster`")
-    grade.add_argument("--submissions", type=Path, required=True, help="CSV: student_id, parameter, estimate[, se, ci_low, ci_high]")
-    grade.add_argument("--out", type=Path, required=True, help="CSV file for the grades (one row per student and parameter)")
+    grade.add_argument("--submissions", type=Path, required=True,
+                       help="CSV: student_id, parameter, estimate[, se, ci_low, ci_high]")
+    grade.add_argument("--out", type=Path, required=True,
+                       help="CSV file for the grades (one row per student and parameter)")
     grade.add_argument("--feedback", type=Path, help="folder for one feedback text per student")
     grade.add_argument("--plot", type=Path, help="SVG file for the class's estimates around the truth")
     return parser

@@ -7,15 +7,15 @@ effect. Each test of the treatment should reject in 5 % of the replications.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from lmmsim.fit.exact import fit_random_intercept
 from lmmsim.inference.cluster_robust import cluster_robust
 from lmmsim.inference.satterthwaite_ri import satterthwaite_ri
-from lmmsim.fit.exact import fit_random_intercept
 
 SIZES = np.array([5, 6, 8, 10, 13, 17, 22, 28, 34, 40])
 SIGMA_U, SIGMA_E = 0.5, 1.0
@@ -33,7 +33,7 @@ def simulate(reps: int = REPS, seed: int = SEED) -> tuple[np.ndarray, np.ndarray
     return y, X, groups
 
 
-@lru_cache(maxsize=None)  # one study per test session, shared by the test modules
+@cache  # one study per test session, shared by the test modules
 def rejection_rates(reps: int = REPS, seed: int = SEED) -> dict[str, float]:
     """Share of replications in which each test rejects "no treatment effect" at ALPHA."""
     y, X, groups = simulate(reps, seed)

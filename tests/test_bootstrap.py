@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import Z
+
 from lmmsim import fit_lmm, scenarios, simulate
 from lmmsim.inference import bootstrap
 from lmmsim.inference.bootstrap import bootstrap_random_intercept, parametric_bootstrap

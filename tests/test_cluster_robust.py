@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 
+import level_study
 import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
-
-import level_study
 from conftest import ROOT, Z
+
 from lmmsim.analyses import ANALYSES
 from lmmsim.inference.cluster_robust import cluster_robust
 
@@ -40,7 +40,7 @@ def test_cr2_agrees_with_clubsandwich():
         assert np.allclose(test.p_value[0], rows["p"], rtol=1e-6, atol=1e-12)
 
 
-def _dense_cr2(y, X, groups, l):
+def _dense_cr2(y, X, groups, row):
     """CR2 variance and Bell–McCaffrey df with n x n matrices, as clubSandwich computes them."""
     n = len(y)
     M = np.linalg.inv(X.T @ X)
@@ -54,10 +54,10 @@ def _dense_cr2(y, X, groups, l):
         A = vectors @ np.diag(root) @ vectors.T
         score = X[rows].T @ A @ e[rows]
         meat = meat + np.outer(score, score)
-        columns.append(IH[:, rows] @ A @ X[rows] @ M @ l)
+        columns.append(IH[:, rows] @ A @ X[rows] @ M @ row)
     G = np.column_stack(columns)
     omega = G.T @ G
-    return l @ M @ meat @ M @ l, np.trace(omega) ** 2 / (omega**2).sum()
+    return row @ M @ meat @ M @ row, np.trace(omega) ** 2 / (omega**2).sum()
 
 
 @pytest.mark.parametrize("case", ["unbalanced", "cluster dummy"])
@@ -73,8 +73,8 @@ def test_cr2_equals_the_dense_computation(case):
     y = rng.standard_normal(n) + rng.standard_normal(len(sizes))[groups]
     L = np.vstack([np.eye(X.shape[1]), np.r_[0.0, np.ones(X.shape[1] - 1)]])
     test = cluster_robust(y, X, groups, contrasts=L)
-    for i, l in enumerate(L):
-        var, df = _dense_cr2(y, X, groups, l)
+    for i, row in enumerate(L):
+        var, df = _dense_cr2(y, X, groups, row)
         assert np.isclose(test.se[0, i] ** 2, var, rtol=1e-9)
         assert np.isclose(test.df[0, i], df, rtol=1e-9)
 

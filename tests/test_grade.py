@@ -11,9 +11,9 @@ import pytest
 from lmmsim import fit_lmm, fit_ols, scenarios
 from lmmsim.course.grade import EST_TOL, Reference, grade, grading_se, read_key, references
 from lmmsim.course.report import class_summary
+from lmmsim.course.roster import course_datasets
 from lmmsim.course.submissions import read_submissions
 from lmmsim.io import write_files
-from lmmsim.course.roster import course_datasets
 
 SCENARIO = scenarios.cluster_trial
 # ICC 0.5: OLS standard errors of the cluster-level treatment effect are far too small.
@@ -182,7 +182,7 @@ def test_bad_answer_keys(course, tmp_path):
         "no seed": (json.dumps({**key, "course_seed": "7"}), "has no valid 'course_seed' field"),
         "path as id": (json.dumps({**key, "students": {"../x": {}}}), "student id '../x' is not a plain file name"),
     }
-    for name, (text, words) in cases.items():
+    for text, words in cases.values():
         (tmp_path / "k.json").write_text(text, encoding="utf-8")
         with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(".", r"\.")):
             read_key(tmp_path / "k.json")

@@ -16,7 +16,20 @@ import pandas as pd
 import pytest
 from conftest import Z, crossed_design
 
-from lmmsim import Design, Factor, Fit, FitStatus, ModelSpec, RandomEffect, blups, fit_lmm, fit_ols, recovery, scenarios, simulate
+from lmmsim import (
+    Design,
+    Factor,
+    Fit,
+    FitStatus,
+    ModelSpec,
+    RandomEffect,
+    blups,
+    fit_lmm,
+    fit_ols,
+    recovery,
+    scenarios,
+    simulate,
+)
 
 
 def schools_expected_se(p: dict) -> dict[str, float]:

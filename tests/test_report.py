@@ -10,9 +10,9 @@ import pytest
 from lmmsim import fit_lmm, scenarios
 from lmmsim.course.grade import grade, read_key, references
 from lmmsim.course.report import class_plot, class_summary, feedback, svg_text, totals
+from lmmsim.course.roster import course_datasets
 from lmmsim.course.submissions import read_submissions
 from lmmsim.io import write_files
-from lmmsim.course.roster import course_datasets
 
 SCENARIO = scenarios.cluster_trial
 NUMBERS = ["estimate", "se", "ci_low", "ci_high"]

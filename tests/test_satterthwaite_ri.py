@@ -5,15 +5,15 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 
+import level_study
 import numpy as np
 import pandas as pd
 import pytest
-
-import level_study
 from conftest import ROOT
+
 from lmmsim.analyses import ANALYSES
-from lmmsim.inference.satterthwaite_ri import satterthwaite_ri
 from lmmsim.fit.exact import fit_random_intercept
+from lmmsim.inference.satterthwaite_ri import satterthwaite_ri
 
 REFERENCE = ROOT / "tests" / "reference"
 

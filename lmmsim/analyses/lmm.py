@@ -6,8 +6,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from lmmsim.analyses.base import (BatchFits, batch_result, exact_status, fit_status, frame, is_random_intercept, select,
-                                  wald_frame)
+from lmmsim.analyses.base import (
+    BatchFits,
+    batch_result,
+    exact_status,
+    fit_status,
+    frame,
+    is_random_intercept,
+    select,
+    wald_frame,
+)
 from lmmsim.fit.exact import fit_random_intercept
 from lmmsim.fit.result import Fit
 from lmmsim.fit.statsmodels import fit_lmm

@@ -23,13 +23,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lmmsim.course.roster import student_seed
+from lmmsim.course.submissions import DATASET, NUMBERS, dataset_fingerprint
 from lmmsim.fit import Fit, fit_lmm, fit_ols
 from lmmsim.io import csv_text
-from lmmsim.course.roster import student_seed
 from lmmsim.scenarios import get as get_scenario
 from lmmsim.simulate import simulate
 from lmmsim.truth import Truth
-from lmmsim.course.submissions import DATASET, NUMBERS, dataset_fingerprint
 
 EST_TOL = 0.5  # estimate: at most this many (reference) standard errors from the reference
 SE_RTOL = 0.1  # standard error: at most this relative difference from the reference SE
@@ -239,7 +239,9 @@ def _row(sub: pd.Series, ref: Reference | None, problem: Problem | None, given: 
     if np.isnan(tol_se):
         reason = f"not graded: the refit of your data is {ref.fit.status.message}"
         row["max_points"] = 0
-        row["status"], row["reason"] = ("not gradable", reason) if problem is None else (problem[2], f"{problem[1]}; {reason}")
+        row["status"], row["reason"] = (
+            ("not gradable", reason) if problem is None else (problem[2], f"{problem[1]}; {reason}")
+        )
     elif problem is not None:
         row["max_points"], row["reason"], row["status"] = problem
     else:
@@ -306,7 +308,8 @@ def _naive_flags(grades: pd.DataFrame, refs: Mapping[str, Reference]) -> dict[st
         if answers.empty:
             continue
         ols = naive.reindex(answers["parameter"])
-        close = (np.abs(answers["estimate"].to_numpy() - ols["estimate"].to_numpy()) <= EST_TOL * ols["se"].to_numpy()) \
+        miss = np.abs(answers["estimate"].to_numpy() - ols["estimate"].to_numpy())
+        close = (miss <= EST_TOL * ols["se"].to_numpy()) \
             & (np.abs(answers["se"].to_numpy() - ols["se"].to_numpy()) <= SE_RTOL * ols["se"].to_numpy())
         if close.all() and (answers["points"] < 1).any():
             flags[sid] = ("OLS? these are ordinary least squares estimates and SEs, which ignore the grouping; "

@@ -64,7 +64,10 @@ def class_summary(grades: pd.DataFrame) -> str:
         lines.append(f"no submission: {', '.join(missing)}")
     lines += [f"{sid}: {flag}" for sid, flag in total["flag"].items() if flag]
     invalid = grades[grades["status"] == "invalid"]
-    lines += [f"line {row['line']} ({row['student_id']}, {row['parameter']}): {row['reason']}" for _, row in invalid.iterrows()]
+    lines += [
+        f"line {row['line']} ({row['student_id']}, {row['parameter']}): {row['reason']}"
+        for _, row in invalid.iterrows()
+    ]
     return "\n".join(lines)
 
 

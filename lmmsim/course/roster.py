@@ -80,6 +80,8 @@ def course_datasets(
         files[f"{sid}{TEMPLATE_SUFFIX}"] = template_text(sid, dataset_fingerprint(text), list(sim.truth.parameters()))
         key["students"][sid] = sim.truth.to_dict()
     if len({name.casefold() for name in files}) < 2 * len(student_ids):  # e.g. "ann" and "ann_answers"
-        raise ValueError(f"roster: two students' files would share a name; rename the ids ending in {TEMPLATE_SUFFIX[:-4]!r}")
+        raise ValueError(
+            f"roster: two students' files would share a name; rename the ids ending in {TEMPLATE_SUFFIX[:-4]!r}"
+        )
     files["answer_key.json"] = json.dumps(key, indent=2, allow_nan=False) + "\n"
     return files
