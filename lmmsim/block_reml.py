@@ -40,7 +40,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse
 
-__all__ = ["BlockFit", "fit_block", "nested_columns", "theta_template"]
+__all__ = ["BlockFit", "deviance_at", "fit_block", "nested_columns", "theta_template"]
 
 SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on the diagonal of Lambda
 _DECREMENT_OK = 1e-8  # verified optimum: the deviance is within this of the local quadratic model's minimum
@@ -455,6 +455,21 @@ def fit_block(y, X, Z, groups, terms, *, reml: bool = True) -> BlockFit:
         n_eval += evals
     fields = {name: np.concatenate([block[name] for block in blocks]) for name in blocks[0]}
     return BlockFit(**fields, n_eval=n_eval, reml=reml)
+
+
+def deviance_at(theta, y, X, Z, groups, terms, *, reml: bool = True) -> np.ndarray:
+    """The profiled deviance (REML or ML) at given ``theta`` (R, n_theta), shape (R,).
+
+    For checking an optimum found elsewhere (e.g. lme4's) against the criterion
+    :func:`fit_block` minimises; arguments as there.
+    """
+    y, X, Z, codes, terms = _check_inputs(y, X, Z, groups, terms)
+    template = theta_template(terms)
+    theta = np.broadcast_to(np.asarray(theta, dtype=float), (len(y), template.max() + 1))
+    n, p = y.shape[1], X.shape[-1]
+    d = n - p if reml else n
+    crit = _evaluate(_sufficient_stats(y, X, Z, codes), theta, template, n, reml)
+    return crit.logdet + d * (1.0 + np.log(2.0 * np.pi * crit.pwrss / d))
 
 
 def _sufficient_stats(y: np.ndarray, X: np.ndarray, Z: np.ndarray, codes: np.ndarray) -> _Stats:
