@@ -35,6 +35,7 @@ boundary (singular) fit.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -165,19 +166,19 @@ def nested_columns(groups, inner) -> np.ndarray:
 
 
 class _Stats(NamedTuple):
-    """Sufficient statistics pooled by class of equal ``Z_j'Z_j``; replications FIRST.
+    """Sufficient statistics pooled by class of equal ``Z_j'Z_j``; replications LAST.
 
-    ``c = (k, a, b)`` flattens a class and a (q, q) entry; ``x = (i, l)`` a (p, p)
+    ``c = (a, b, k)`` flattens a (q, q) entry and a class, ``x = (i, l)`` a (p, p)
     entry.  ``t_xx`` and ``xtx`` have no replication axis when X is shared.
     """
 
-    ztz: np.ndarray  # (K, q, q)
-    count: np.ndarray  # (K, 1, 1) groups per class
-    t_xx: np.ndarray  # (x, c) or (R, x, c): sum_j (Z_j'X_j)[a, i] (Z_j'X_j)[b, l]
-    t_xy: np.ndarray  # (R, p, c): sum_j (Z_j'X_j)[a, i] (Z_j'y_j)[b]
-    t_yy: np.ndarray  # (R, c): sum_j (Z_j'y_j)[a] (Z_j'y_j)[b]
-    xtx: np.ndarray  # (p, p) or (R, p, p)
-    xty: np.ndarray  # (R, p)
+    ztz: np.ndarray  # (q, q, K, 1)
+    count: np.ndarray  # (K, 1) groups per class
+    t_xx: np.ndarray  # (x, c) or (x, c, R): sum_j (Z_j'X_j)[a, i] (Z_j'X_j)[b, l]
+    t_xy: np.ndarray  # (p, c, R): sum_j (Z_j'X_j)[a, i] (Z_j'y_j)[b]
+    t_yy: np.ndarray  # (c, R): sum_j (Z_j'y_j)[a] (Z_j'y_j)[b]
+    xtx: np.ndarray  # (p, p, 1) or (p, p, R)
+    xty: np.ndarray  # (p, R)
     yty: np.ndarray  # (R,)
 
     @property
@@ -187,7 +188,7 @@ class _Stats(NamedTuple):
     def take(self, part) -> _Stats:
         """The statistics of the replications ``part`` (an index array)."""
         return self._replace(**{
-            name: getattr(self, name)[part]
+            name: getattr(self, name)[..., part]
             for name in self._fields[2:]
             if not (self.shared and name in ("t_xx", "xtx"))
         })
@@ -203,20 +204,25 @@ class _Criterion(NamedTuple):
 
 
 def _inverse_logdet(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse, in place, and log-determinant of positive definite ``a[..., i, j]``
-    by Gauss-Jordan sweeps vectorised over the leading axes (as in ``reml``):
+    """Inverse, in place, and log-determinant of positive definite ``a[i, j, ...]``
+    by Gauss-Jordan sweeps vectorised over the trailing axes (as in ``reml``):
     for small matrices far faster than batched LAPACK."""
     logdet = 0.0
-    for k in range(a.shape[-1]):
-        pivot = a[..., k, k].copy()
+    for k in range(a.shape[0]):
+        pivot = a[k, k].copy()
         logdet = logdet + np.log(pivot)
-        col = a[..., :, k].copy()
-        row = a[..., k, :] / pivot[..., None]
-        a -= col[..., :, None] * row[..., None, :]
-        a[..., k, :] = row
-        a[..., :, k] = -col / pivot[..., None]
-        a[..., k, k] = 1.0 / pivot
+        col = a[:, k].copy()
+        row = a[k] / pivot
+        a -= col[:, None] * row[None, :]
+        a[k] = row
+        a[:, k] = -col / pivot
+        a[k, k] = 1.0 / pivot
     return a, logdet
+
+
+def _mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Products ``a[i, j, ...] b[j, l, ...]`` of small matrices, broadcast over the trailing axes."""
+    return (a[:, :, None] * b[None]).sum(1)
 
 
 def _lambda(theta: np.ndarray, template: np.ndarray) -> np.ndarray:
@@ -225,82 +231,93 @@ def _lambda(theta: np.ndarray, template: np.ndarray) -> np.ndarray:
     return padded[:, template]
 
 
-def _times_xx(st: _Stats, v: np.ndarray) -> np.ndarray:
-    """``sum_x v[r, x] t_xx[r, x, c]``, shape (R, c)."""
-    if st.shared:
-        return v @ st.t_xx
-    return (v[:, None, :] @ st.t_xx)[:, 0]
-
-
 def _evaluate(st: _Stats, theta: np.ndarray, template: np.ndarray, n: int, reml: bool) -> _Criterion:
     """Profiled deviance and its gradient at ``theta`` (R, n_theta)."""
-    R, p = len(theta), st.xty.shape[1]
-    K, q = st.ztz.shape[:2]
+    R, (p, q, K) = len(theta), (st.xty.shape[0], *st.ztz.shape[1:3])
     d = n - p if reml else n
-    lam = _lambda(theta, template)[:, None]  # (R, 1, q, q)
-    lam_t = lam.transpose(0, 1, 3, 2)
-    m = lam_t @ st.ztz @ lam
-    m += np.eye(q)
+    lam = np.concatenate([theta.T, np.zeros((1, R))])[template][:, :, None]  # (q, q, 1, R)
+    lam_t = lam.transpose(1, 0, 2, 3)
+    m = _mm(lam_t, _mm(st.ztz, lam))
+    m[np.arange(q), np.arange(q)] += 1.0
     m_inv, logdet_m = _inverse_logdet(m)
-    b = lam @ m_inv @ lam_t  # Lambda M^-1 Lambda', (R, K, q, q)
-    bf = b.reshape(R, -1)
-    xtx_b = bf @ st.t_xx.T if st.shared else (st.t_xx @ bf[:, :, None])[..., 0]
-    a = st.xtx - xtx_b.reshape(R, p, p)
-    xvy = st.xty - (st.t_xy @ bf[:, :, None])[..., 0]
-    yvy = st.yty - np.einsum("rc,rc->r", st.t_yy, bf)
-    a_inv, logdet_a = _inverse_logdet(a)
-    beta = (a_inv @ xvy[:, :, None])[..., 0]
-    pwrss = yvy - np.einsum("ri,ri->r", xvy, beta)
-    logdet = (st.count[:, 0, 0] * logdet_m).sum(1) + (logdet_a if reml else 0.0)
+    b = _mm(_mm(lam, m_inv), lam_t)  # Lambda M^-1 Lambda', (q, q, K, R)
+    bf = b.reshape(-1, R)
+    xtx_b = st.t_xx @ bf if st.shared else (st.t_xx * bf).sum(1)
+    a = st.xtx - xtx_b.reshape(p, p, R)
+    xvy = st.xty - (st.t_xy * bf).sum(1)
+    yvy = st.yty - (st.t_yy * bf).sum(0)
+    with np.errstate(invalid="ignore"):  # far trial points can lose A's definiteness to
+        a_inv, logdet_a = _inverse_logdet(a)  # rounding: f is then NaN and the step is halved
+    beta = (a_inv * xvy).sum(1)
+    pwrss = yvy - (xvy * beta).sum(0)
+    logdet = (st.count * logdet_m).sum(0) + (logdet_a if reml else 0.0)
     f = logdet + d * np.log(pwrss)
 
     # df = tr(dD S): S sums Z_j'V0^-1 Z_j, minus (REML) Z_j'V0^-1 X A^-1 X'V0^-1 Z_j,
     # minus (d / pwrss) w_j w_j' with w_j = Z_j'V0^-1 r_j = C (Z_j'r_j), C = I - Z_j'Z_j B.
-    zb = st.ztz @ b
-    s = (st.count * (st.ztz - zb @ st.ztz)).sum(1)
-    tb = (beta[:, None, :] @ st.t_xy)[:, 0].reshape(R, K, q, q)
-    bb = (beta[:, :, None] * beta[:, None, :]).reshape(R, -1)
-    w = (st.t_yy + _times_xx(st, bb)).reshape(R, K, q, q) - tb - tb.transpose(0, 1, 3, 2)
-    w *= (d / pwrss)[:, None, None, None]
+    zb = _mm(st.ztz, b)
+    s = (st.count * (st.ztz - _mm(zb, st.ztz))).sum(2)
+    tb = (beta[:, None] * st.t_xy).sum(0).reshape(q, q, K, R)
+    bb = (beta[:, None] * beta[None]).reshape(-1, R)
+    w = (st.t_yy + _times_xx(st, bb)).reshape(q, q, K, R) - tb - tb.transpose(1, 0, 2, 3)
+    w *= d / pwrss
     if reml:
-        w += _times_xx(st, a_inv.reshape(R, -1)).reshape(R, K, q, q)
+        w += _times_xx(st, a_inv.reshape(-1, R)).reshape(q, q, K, R)
     c = -zb
-    c += np.eye(q)
-    s -= (c @ w @ c.transpose(0, 1, 3, 2)).sum(1)
-    grad = 2.0 * (s @ lam[:, 0]).reshape(R, -1) @ _scatter(template).T
-    return _Criterion(f, grad, beta, pwrss, a_inv, logdet)
+    c[np.arange(q), np.arange(q)] += 1.0
+    s -= _mm(_mm(c, w), c.transpose(1, 0, 2, 3)).sum(2)
+    grad = 2.0 * _scatter(template) @ _mm(s, lam[:, :, 0]).reshape(-1, R)
+    return _Criterion(f, grad.T, beta.T, pwrss, np.moveaxis(a_inv, -1, 0), logdet)
 
 
-def _scatter(template: np.ndarray) -> np.ndarray:
-    """(n_theta, q*q) indicator of the entries of ``Lambda`` each ``theta`` fills."""
+def _times_xx(st: _Stats, v: np.ndarray) -> np.ndarray:
+    """``sum_x v[x, r] t_xx[x, c, r]``, shape (c, R)."""
+    if st.shared:
+        return st.t_xx.T @ v
+    return (st.t_xx * v[:, None]).sum(0)
+
+
+@lru_cache(maxsize=8)
+def _scatter_cached(key: bytes, shape: tuple[int, int]) -> np.ndarray:
+    template = np.frombuffer(key, dtype=int).reshape(shape)
     flat = template.reshape(-1)
     return (flat[None, :] == np.arange(flat.max() + 1)[:, None]).astype(float)
 
 
-def _hessian(st, theta, grad, template, n, reml, central=False):
-    """Finite-difference Hessian (R, n_theta, n_theta) of the analytic gradient."""
+def _scatter(template: np.ndarray) -> np.ndarray:
+    """(n_theta, q*q) indicator of the entries of ``Lambda`` each ``theta`` fills."""
+    return _scatter_cached(template.astype(int).tobytes(), template.shape)
+
+
+def _hessian(st, theta, grad, template, n, reml):
+    """Forward-difference Hessian (R, n_theta, n_theta) of the analytic gradient."""
     cols = []
     for i in range(theta.shape[1]):
         step = np.zeros(theta.shape[1])
         step[i] = _STEP
-        up = _evaluate(st, theta + step, template, n, reml).grad
-        down = _evaluate(st, theta - step, template, n, reml).grad if central else grad
-        cols.append((up - down) / (_STEP * (2.0 if central else 1.0)))
+        cols.append((_evaluate(st, theta + step, template, n, reml).grad - grad) / _STEP)
     h = np.stack(cols, axis=2)
     return 0.5 * (h + h.transpose(0, 2, 1))
 
 
 def _newton_step(h: np.ndarray, grad: np.ndarray) -> np.ndarray:
-    """``-H+^-1 g`` with ``H+`` the Hessian with eigenvalues made positive (|lambda|, floored)."""
-    vals, vecs = np.linalg.eigh(h)
-    vals = np.maximum(np.abs(vals), 1e-8 * np.maximum(np.abs(vals).max(1, keepdims=True), 1.0))
-    coef = np.einsum("rba,rb->ra", vecs, grad) / vals
-    return -np.einsum("rab,rb->ra", vecs, coef)
+    """``-H+^-1 g`` with ``H+ = H`` where positive definite, else ``H`` with its
+    eigenvalues replaced by their absolute values (floored), so that the step descends."""
+    with np.errstate(invalid="ignore"):
+        h_inv, logdet = _inverse_logdet(h.transpose(1, 2, 0).copy())
+    step = -(h_inv * grad.T).sum(1).T
+    bad = ~np.isfinite(logdet)  # a non-positive pivot: H is not positive definite
+    if bad.any():
+        vals, vecs = np.linalg.eigh(h[bad])
+        vals = np.maximum(np.abs(vals), 1e-8 * np.maximum(np.abs(vals).max(1, keepdims=True), 1.0))
+        coef = np.einsum("rba,rb->ra", vecs, grad[bad]) / vals
+        step[bad] = -np.einsum("rab,rb->ra", vecs, coef)
+    return step
 
 
 def _optimise(st: _Stats, template: np.ndarray, n: int, reml: bool):
     """Newton minimisation of the deviance from lme4's start; all replications at once."""
-    R, n_theta = len(st.yty), template.max() + 1
+    R, n_theta = st.yty.shape[-1], template.max() + 1
     start = np.isin(np.arange(n_theta), np.diag(template)).astype(float)  # diagonal 1, off-diagonal 0
     theta = np.repeat(start[None], R, axis=0)
     n_iter = np.zeros(R, dtype=int)
@@ -345,10 +362,10 @@ def _canonical(theta: np.ndarray, template: np.ndarray) -> np.ndarray:
 
 def _estimates(st, theta, template, terms, n, reml) -> dict:
     """The array fields of :class:`BlockFit` at the optimum ``theta``."""
-    p = st.xty.shape[1]
+    p = st.xty.shape[0]
     d = n - p if reml else n
     crit = _evaluate(st, theta, template, n, reml)
-    h = _hessian(st, theta, crit.grad, template, n, reml, central=True)
+    h = _hessian(st, theta, crit.grad, template, n, reml)
     min_eig = np.linalg.eigvalsh(h)[:, 0]
     grad_norm = np.abs(crit.grad).max(1)
     theta = _canonical(theta, template)
@@ -445,7 +462,7 @@ def fit_block(y, X, Z, groups, terms, *, reml: bool = True) -> BlockFit:
     y, X, Z, codes, terms = _check_inputs(y, X, Z, groups, terms)
     template = theta_template(terms)
     n = y.shape[1]
-    chunk = max(16, _MAX_CELLS // (n * Z.shape[1]))
+    chunk = max(16, _MAX_CELLS // n)
     blocks, n_eval = [], 0
     for start in range(0, len(y), chunk):
         part = slice(start, start + chunk)
@@ -485,21 +502,21 @@ def _sufficient_stats(y: np.ndarray, X: np.ndarray, Z: np.ndarray, codes: np.nda
     zy = (expand @ y.T).reshape(n_groups, q, R)
     if X.ndim == 2:
         zx = (expand @ X).reshape(n_groups, q, p)
-        t_xx = np.einsum("jai,jbl,jk->ilkab", zx, zx, pool).reshape(p * p, -1)
-        t_xy = np.einsum("jai,jbr,jk->rikab", zx, zy, pool, optimize=True).reshape(R, p, -1)
-        xtx, xty = X.T @ X, y @ X
+        t_xx = np.einsum("jai,jbl,jk->ilabk", zx, zx, pool).reshape(p * p, -1)
+        t_xy = np.einsum("jai,jbr,jk->iabkr", zx, zy, pool, optimize=True).reshape(p, -1, R)
+        xtx, xty = (X.T @ X)[..., None], X.T @ y.T
     else:
         zx = (expand @ X.transpose(1, 2, 0).reshape(n, -1)).reshape(n_groups, q, p, R)
-        t_xx = np.einsum("jair,jblr,jk->rilkab", zx, zx, pool, optimize=True).reshape(R, p * p, -1)
-        t_xy = np.einsum("jair,jbr,jk->rikab", zx, zy, pool, optimize=True).reshape(R, p, -1)
-        xtx = X.transpose(0, 2, 1) @ X
-        xty = (y[:, None, :] @ X)[:, 0]
+        t_xx = np.einsum("jair,jblr,jk->ilabkr", zx, zx, pool, optimize=True).reshape(p * p, -1, R)
+        t_xy = np.einsum("jair,jbr,jk->iabkr", zx, zy, pool, optimize=True).reshape(p, -1, R)
+        xtx = np.einsum("rni,rnl->ilr", X, X)
+        xty = np.einsum("rni,rn->ir", X, y)
     return _Stats(
-        ztz=classes.reshape(-1, q, q),
-        count=pool.sum(0)[:, None, None],
+        ztz=classes.reshape(-1, q, q).transpose(1, 2, 0)[..., None],
+        count=pool.sum(0)[:, None],
         t_xx=t_xx,
         t_xy=t_xy,
-        t_yy=np.einsum("jar,jbr,jk->rkab", zy, zy, pool, optimize=True).reshape(R, -1),
+        t_yy=np.einsum("jar,jbr,jk->abkr", zy, zy, pool, optimize=True).reshape(-1, R),
         xtx=xtx,
         xty=xty,
         yty=np.einsum("rn,rn->r", y, y),
@@ -527,9 +544,13 @@ def _check_inputs(y, X, Z, groups, terms):
     p = X.shape[-1]
     if not 0 < p < n:
         raise ValueError(f"X: got p = {p} columns for n = {n} observations, expected 1 <= p < n")
-    rank = np.linalg.matrix_rank(X).min()
-    if rank < p:
-        raise ValueError(f"X: got rank {rank} with p = {p} columns, expected full column rank")
+    # Rank from the scaled cross products: an SVD of every replication's X would cost more than the fit
+    xtx = X.T @ X if X.ndim == 2 else X.transpose(0, 2, 1) @ X
+    scale = 1.0 / np.sqrt(np.maximum(np.diagonal(xtx, axis1=-2, axis2=-1), 1e-300))
+    smallest = np.linalg.eigvalsh(xtx * scale[..., :, None] * scale[..., None, :]).min()
+    if smallest < 1e-10:
+        raise ValueError(f"X: got a rank-deficient design (smallest scaled eigenvalue of X'X {smallest:.3g}), "
+                         f"expected full column rank p = {p}")
     q = len(theta_template(terms))
     if q != Z.shape[1]:
         raise ValueError(f"terms: got {list(terms)}, which need q = {q} columns of Z, but Z has {Z.shape[1]}")
