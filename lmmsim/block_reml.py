@@ -499,18 +499,19 @@ def _sufficient_stats(y: np.ndarray, X: np.ndarray, Z: np.ndarray, codes: np.nda
     ztz = (expand @ Z).reshape(n_groups, q, q)
     classes, cls = np.unique(ztz.reshape(n_groups, -1), axis=0, return_inverse=True)
     pool = (cls.reshape(-1)[:, None] == np.arange(len(classes))).astype(float)  # (J, K)
-    zy = (expand @ y.T).reshape(n_groups, q, R)
+    zy = (y @ expand.T).T.reshape(n_groups, q, R)  # y @ E' streams y's rows; E @ y.T would copy y
     if X.ndim == 2:
         zx = (expand @ X).reshape(n_groups, q, p)
         t_xx = np.einsum("jai,jbl,jk->ilabk", zx, zx, pool).reshape(p * p, -1)
         t_xy = np.einsum("jai,jbr,jk->iabkr", zx, zy, pool, optimize=True).reshape(p, -1, R)
-        xtx, xty = (X.T @ X)[..., None], X.T @ y.T
+        xtx, xty = (X.T @ X)[..., None], (y @ X).T
     else:
-        zx = (expand @ X.transpose(1, 2, 0).reshape(n, -1)).reshape(n_groups, q, p, R)
+        # Column by column: transposing all of X to (n, p, R) costs more than the fit
+        zx = np.stack([expand @ X[:, :, i].T for i in range(p)], axis=1).reshape(n_groups, q, p, R)
         t_xx = np.einsum("jair,jblr,jk->ilabkr", zx, zx, pool, optimize=True).reshape(p * p, -1, R)
         t_xy = np.einsum("jair,jbr,jk->iabkr", zx, zy, pool, optimize=True).reshape(p, -1, R)
-        xtx = np.einsum("rni,rnl->ilr", X, X)
-        xty = np.einsum("rni,rn->ir", X, y)
+        xtx = np.moveaxis(X.transpose(0, 2, 1) @ X, 0, -1)
+        xty = (y[:, None, :] @ X)[:, 0].T
     return _Stats(
         ztz=classes.reshape(-1, q, q).transpose(1, 2, 0)[..., None],
         count=pool.sum(0)[:, None],
