@@ -90,6 +90,7 @@ class Criterion(NamedTuple):
     pwrss: np.ndarray  # (R,) r'V0^-1 r
     a_inv: np.ndarray  # (R, p, p)
     logdet: np.ndarray  # (R,) log|V0| + (log|X'V0^-1X| if REML)
+    grad_pwrss: np.ndarray | None = None  # (R, n_theta) if asked for
 
 
 def inverse_logdet(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -120,8 +121,10 @@ def lambda_matrix(theta: np.ndarray, template: np.ndarray) -> np.ndarray:
     return padded[:, template]
 
 
-def evaluate(st: Stats, theta: np.ndarray, template: np.ndarray, n: int, reml: bool) -> Criterion:
-    """Profiled deviance and its gradient at ``theta`` (R, n_theta)."""
+def evaluate(st: Stats, theta: np.ndarray, template: np.ndarray, n: int, reml: bool,
+             parts: bool = False) -> Criterion:
+    """Profiled deviance and its gradient at ``theta`` (R, n_theta); with ``parts``
+    also the gradient of ``pwrss`` alone (for the unprofiled deviance in ``sigma``)."""
     R, (p, q, K) = len(theta), (st.xty.shape[0], *st.ztz.shape[1:3])
     d = n - p if reml else n
     lam = np.concatenate([theta.T, np.zeros((1, R))])[template][:, :, None]  # (q, q, 1, R)
@@ -149,14 +152,18 @@ def evaluate(st: Stats, theta: np.ndarray, template: np.ndarray, n: int, reml: b
     tb = (beta[:, None] * st.t_xy).sum(0).reshape(q, q, K, R)
     bb = (beta[:, None] * beta[None]).reshape(-1, R)
     w = (st.t_yy + _times_xx(st, bb)).reshape(q, q, K, R) - tb - tb.transpose(1, 0, 2, 3)
+    c = -zb
+    c[np.arange(q), np.arange(q)] += 1.0
+    grad_pwrss = None
+    if parts:  # d pwrss / dD = -sum_j w_j w_j'
+        cwc = _mm(_mm(c, w), c.transpose(1, 0, 2, 3)).sum(2)
+        grad_pwrss = -2.0 * (_scatter(template) @ _mm(cwc, lam[:, :, 0]).reshape(-1, R)).T
     w *= d / pwrss
     if reml:
         w += _times_xx(st, a_inv.reshape(-1, R)).reshape(q, q, K, R)
-    c = -zb
-    c[np.arange(q), np.arange(q)] += 1.0
     s -= _mm(_mm(c, w), c.transpose(1, 0, 2, 3)).sum(2)
     grad = 2.0 * _scatter(template) @ _mm(s, lam[:, :, 0]).reshape(-1, R)
-    return Criterion(f, grad.T, beta.T, pwrss, np.moveaxis(a_inv, -1, 0), logdet)
+    return Criterion(f, grad.T, beta.T, pwrss, np.moveaxis(a_inv, -1, 0), logdet, grad_pwrss)
 
 
 def _times_xx(st: Stats, v: np.ndarray) -> np.ndarray:

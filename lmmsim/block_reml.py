@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lmmsim.block_criterion import Stats, evaluate, inverse_logdet, lambda_matrix, sufficient_stats, theta_template
+from lmmsim.block_df import satterthwaite_df
 
 __all__ = ["BlockFit", "deviance_at", "fit_block", "nested_columns", "theta_template"]
 
@@ -82,6 +83,9 @@ class BlockFit:
         Evaluations of criterion and gradient, summed over replications.
     reml : bool
         REML (True) or ML (False).
+    df : ndarray, shape (R, p), or None
+        Satterthwaite degrees of freedom of each fixed effect (as lmerTest's
+        ``summary``), when asked for; NaN where the Hessian is singular.
     """
 
     beta: np.ndarray
@@ -99,6 +103,7 @@ class BlockFit:
     n_iter: np.ndarray
     n_eval: int
     reml: bool
+    df: np.ndarray | None = None
 
     @property
     def llf(self) -> np.ndarray:
@@ -252,7 +257,7 @@ def _sd_corr(theta, template, terms, sigma):
     return np.concatenate(sds, axis=1), np.concatenate(corrs, axis=1)
 
 
-def fit_block(y, X, Z, groups, terms, *, reml: bool = True) -> BlockFit:
+def fit_block(y, X, Z, groups, terms, *, reml: bool = True, satterthwaite: bool = False) -> BlockFit:
     """Fit ``y = X beta + Z b + e`` with ``b`` block-diagonal by group, many replications at once.
 
     Parameters
@@ -273,6 +278,9 @@ def fit_block(y, X, Z, groups, terms, *, reml: bool = True) -> BlockFit:
         Structure of ``Lambda``, see :func:`theta_template`.
     reml : bool, default True
         Minimise the REML (True) or the ML (False) deviance.
+    satterthwaite : bool, default False
+        Also compute Satterthwaite df for the fixed effects (``2 n_theta``
+        more evaluations per replication).
 
     Returns
     -------
@@ -307,7 +315,10 @@ def fit_block(y, X, Z, groups, terms, *, reml: bool = True) -> BlockFit:
         part = slice(start, start + chunk)
         st = sufficient_stats(y[part], X if X.ndim == 2 else X[part], Z, codes)
         theta, n_iter, evals = _optimise(st, template, n, reml)
-        blocks.append(dict(_estimates(st, theta, template, terms, n, reml), n_iter=n_iter))
+        block = dict(_estimates(st, theta, template, terms, n, reml), n_iter=n_iter)
+        if satterthwaite:
+            block["df"] = satterthwaite_df(st, theta, template, n, reml)
+        blocks.append(block)
         n_eval += evals
     fields = {name: np.concatenate([block[name] for block in blocks]) for name in blocks[0]}
     return BlockFit(**fields, n_eval=n_eval, reml=reml)

@@ -175,3 +175,26 @@ def test_bad_input_raises_naming_the_parameter(change, match):
     args = dict(y=y[0], X=X, Z=Z, groups=groups, terms=[(2, 1)]) | change
     with pytest.raises(ValueError, match=match):
         fit_block(**args)
+
+
+@lru_cache(maxsize=1)
+def lmertest() -> pd.DataFrame:
+    return pd.read_csv(Path(__file__).parent / "reference" / "block_lmertest.csv")
+
+
+@pytest.mark.parametrize("method", ["REML", "ML"])
+def test_satterthwaite_df_matches_lmertest(method):
+    table = lmertest()
+    compared = 0
+    for name, case in CASES.items():
+        rows = table[(table["dataset"] == name) & (table["method"] == method)]
+        assert rows["sha256"].iloc[0] == sha256(case.data)
+        args, columns = fit_inputs(case)
+        fit = fit_block(*args, reml=method == "REML", satterthwaite=True)
+        if fit.boundary[0] or rows["singular"].iloc[0]:
+            continue  # on the boundary the df depend on how each program treats theta = 0
+        ref = rows.set_index("term")["df"]
+        expected = np.array([ref[t] for t in lme4_names(case, columns)["beta"]])
+        np.testing.assert_allclose(fit.df[0], expected, rtol=1e-4, err_msg=name)
+        compared += 1
+    assert compared >= 80
