@@ -198,10 +198,13 @@ def lme4_fits(study: Study, S: int, tmp: Path):
 
 def compare(study: Study, R: int, S: int, L: int, repeats: int, tmp: Path):
     t_ours, fit = best_time(lambda: ours(study), repeats)
+    t_df, _ = best_time(lambda: fit_block(study.y, study.X, study.Z, study.groups, study.terms,
+                                          satterthwaite=True), 1)
     crit, beta = fit.criterion, fit.beta
     print(f"\n== {study.name}: n = {study.y.shape[1]}, p = {beta.shape[1]}, REML, same datasets ==")
     print(f"lmmsim fit_block : {t_ours.rate(R)}  ({R} replications; converged {fit.converged.mean():.2%}, "
           f"boundary {fit.boundary.mean():.2%}, {fit.n_eval / R:.1f} evaluations/fit)")
+    print(f"  + Satterthwaite: {t_df.rate(R)}")
 
     def report(name, timing, count, their_beta, their_crit, singular=None):
         ratio = (timing.wall / count) / (t_ours.wall / R), (timing.cpu / count) / (t_ours.cpu / R)

@@ -110,6 +110,12 @@ class BlockFit:
         """The maximised log-likelihood (REML or ML, as fitted), shape (R,)."""
         return -0.5 * self.criterion
 
+    @property
+    def status(self) -> np.ndarray:
+        """One word per replication: ``"converged"`` (verified interior maximum),
+        ``"boundary"`` (verified, singular) or ``"not converged"``, shape (R,)."""
+        return np.where(~self.converged, "not converged", np.where(self.boundary, "boundary", "converged"))
+
 
 def nested_columns(groups, inner) -> np.ndarray:
     """Indicators of the inner units within each group, numbered within their group.

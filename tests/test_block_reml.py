@@ -143,6 +143,7 @@ def test_result_shapes_and_verified_status():
     assert fit.converged.all() and (fit.min_eig > 0).all() and (fit.grad_norm < 1e-3).all()
     assert (fit.theta[:, [0, 2]] >= 0).all()  # lme4's sign convention
     np.testing.assert_allclose(fit.llf, -fit.criterion / 2)
+    assert (fit.status == "converged").all()
 
 
 def test_zero_slope_variance_is_a_boundary_fit():
@@ -151,6 +152,7 @@ def test_zero_slope_variance_is_a_boundary_fit():
     y = X @ [1.0, 0.5, 0.2] + rng.standard_normal(len(groups))  # no random effects at all
     fit = fit_block(y, X, Z, groups, [(2, 1)])
     assert fit.boundary[0] and fit.converged[0]
+    assert fit.status[0] == "boundary"
 
 
 def test_theta_template_and_nested_columns():
