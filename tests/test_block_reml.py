@@ -200,3 +200,13 @@ def test_satterthwaite_df_matches_lmertest(method):
         np.testing.assert_allclose(fit.df[0], expected, rtol=1e-4, err_msg=name)
         compared += 1
     assert compared >= 80
+
+
+def test_an_unfinished_optimisation_is_reported_not_converged(monkeypatch):
+    import lmmsim.block_reml as block_reml
+
+    monkeypatch.setattr(block_reml, "_MAXITER", 1)  # one Newton step from lme4's start
+    y, X, Z, groups = simulate_slopes(np.random.default_rng(8), 5)
+    fit = fit_block(y, X, Z, groups, [(2, 1)])
+    assert not fit.converged.any()
+    assert (fit.status == "not converged").all()
