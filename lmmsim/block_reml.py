@@ -184,16 +184,17 @@ def _optimise(st: Stats, template: np.ndarray, n: int, reml: bool):
         slope = np.einsum("ra,ra->r", g0, step)
         alpha = np.ones(len(active))
         pending = np.arange(len(active))
-        while len(pending):  # backtracking: halve until the Armijo condition holds
+        while len(pending):  # backtracking: halve until the Armijo condition holds (NaN fails it)
             part = sub.take(pending) if len(pending) < len(active) else sub
             trial = th[pending] + alpha[pending, None] * step[pending]
             c = evaluate(part, trial, template, n, reml)
             n_eval += len(pending)
-            ok = (c.f <= f0[pending] + 1e-4 * alpha[pending] * slope[pending]) | (alpha[pending] < 1e-10)
+            ok = c.f <= f0[pending] + 1e-4 * alpha[pending] * slope[pending]
             good = pending[ok]
             theta[active[good]], f[active[good]], grad[active[good]] = trial[ok], c.f[ok], c.grad[ok]
             alpha[pending[~ok]] *= 0.5
             pending = pending[~ok]
+            pending = pending[alpha[pending] >= 1e-10]  # give up: stay where it was
         n_iter[active] += 1
         # Stop where the Newton decrement is negligible or the step gained nothing.
         done = (-slope < _DECREMENT) | (alpha < 1e-10) | (f[active] >= f0 - 1e-14 * np.abs(f0))
