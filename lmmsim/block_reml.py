@@ -41,6 +41,7 @@ SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on the diagonal of Lambda
 _DECREMENT = 1e-11
 _DECREMENT_OK = 1e-8
 _MAXITER = 60
+_BACKTRACKS = 4  # step lengths 1/2 ... 1/16 tried together after a failed full Newton step
 _STEP = 1e-5  # finite-difference step in theta for Hessians
 _MAX_CELLS = 2**21  # y values per chunk: keeps the per-chunk arrays in cache-sized blocks
 
@@ -182,24 +183,51 @@ def _optimise(st: Stats, template: np.ndarray, n: int, reml: bool):
         step = _newton_step(_hessian(sub, th, g0, template, n, reml), g0)
         n_eval += len(active) * n_theta
         slope = np.einsum("ra,ra->r", g0, step)
-        alpha = np.ones(len(active))
-        pending = np.arange(len(active))
-        while len(pending):  # backtracking: halve until the Armijo condition holds (NaN fails it)
-            part = sub.take(pending) if len(pending) < len(active) else sub
-            trial = th[pending] + alpha[pending, None] * step[pending]
-            c = evaluate(part, trial, template, n, reml)
-            n_eval += len(pending)
-            ok = c.f <= f0[pending] + 1e-4 * alpha[pending] * slope[pending]
-            good = pending[ok]
-            theta[active[good]], f[active[good]], grad[active[good]] = trial[ok], c.f[ok], c.grad[ok]
-            alpha[pending[~ok]] *= 0.5
-            pending = pending[~ok]
-            pending = pending[alpha[pending] >= 1e-10]  # give up: stay where it was
+        alpha = _line_search(sub, th, f0, step, slope, template, n, reml, (theta, f, grad), active)
+        n_eval += len(active) + _BACKTRACKS * np.count_nonzero(alpha < 1.0)
         n_iter[active] += 1
         # Stop where the Newton decrement is negligible or the step gained nothing.
-        done = (-slope < _DECREMENT) | (alpha < 1e-10) | (f[active] >= f0 - 1e-14 * np.abs(f0))
+        done = (-slope < _DECREMENT) | (alpha == 0.0) | (f[active] >= f0 - 1e-14 * np.abs(f0))
         active = active[~done]
     return theta, n_iter, n_eval
+
+
+def _line_search(st, th, f0, step, slope, template, n, reml, state, active) -> np.ndarray:
+    """Armijo backtracking; writes accepted points into ``state = (theta, f, grad)`` at
+    ``active`` and returns the step lengths (0 where no step length was accepted).
+
+    The full step is tried for all; where it fails, the halvings ``2^-1 ... 2^-B`` are
+    evaluated together in one call (few replications need them, and each call has a
+    fixed cost) and the longest acceptable one is taken; then, rarely, halving goes on.
+    """
+    theta, f, grad = state
+    c = evaluate(st, th + step, template, n, reml)
+    ok = c.f <= f0 + 1e-4 * slope  # NaN fails
+    theta[active[ok]], f[active[ok]], grad[active[ok]] = th[ok] + step[ok], c.f[ok], c.grad[ok]
+    alpha = np.where(ok, 1.0, 0.0)
+    retry = np.flatnonzero(~ok)
+    if not len(retry):
+        return alpha
+    lengths = 0.5 ** np.arange(1, _BACKTRACKS + 1)
+    rows = np.repeat(retry, _BACKTRACKS)
+    trial = th[rows] + np.tile(lengths, len(retry))[:, None] * step[rows]
+    c = evaluate(st.take(rows), trial, template, n, reml)
+    accept = (c.f <= f0[rows] + 1e-4 * np.tile(lengths, len(retry)) * slope[rows]).reshape(len(retry), -1)
+    found = accept.any(1)
+    pick = np.arange(len(retry)) * _BACKTRACKS + accept.argmax(1)  # longest acceptable step
+    done, pick = retry[found], pick[found]
+    theta[active[done]], f[active[done]], grad[active[done]] = trial[pick], c.f[pick], c.grad[pick]
+    alpha[done] = lengths[accept[found].argmax(1)]
+    pending, length = retry[~found], lengths[-1]
+    while len(pending) and length > 1e-10:  # rare: keep halving one length at a time
+        length *= 0.5
+        c = evaluate(st.take(pending), th[pending] + length * step[pending], template, n, reml)
+        ok = c.f <= f0[pending] + 1e-4 * length * slope[pending]
+        done = pending[ok]
+        theta[active[done]], f[active[done]], grad[active[done]] = th[done] + length * step[done], c.f[ok], c.grad[ok]
+        alpha[done] = length
+        pending = pending[~ok]
+    return alpha
 
 
 def _canonical(theta: np.ndarray, template: np.ndarray) -> np.ndarray:
