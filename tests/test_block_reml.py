@@ -170,6 +170,8 @@ def test_theta_template_and_nested_columns():
         (dict(Z=np.ones((180, 3))), "terms: got"),
         (dict(groups=np.zeros(180)), "groups: got 1 distinct"),
         (dict(terms=[(0, 1)]), "terms: got"),
+        (dict(X=np.ones((180, 2))), "X: got a rank-deficient design"),
+        (dict(y=np.full(180, np.nan)), "y: got 180 non-finite"),
     ],
 )
 def test_bad_input_raises_naming_the_parameter(change, match):
