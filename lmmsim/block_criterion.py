@@ -143,7 +143,8 @@ def evaluate(st: Stats, theta: np.ndarray, template: np.ndarray, n: int, reml: b
     beta = (a_inv * xvy).sum(1)
     pwrss = yvy - (xvy * beta).sum(0)
     logdet = (st.count * logdet_m).sum(0) + (logdet_a if reml else 0.0)
-    f = logdet + d * np.log(pwrss)
+    with np.errstate(invalid="ignore", divide="ignore"):  # pwrss <= 0: no residual variation
+        f = logdet + d * np.log(pwrss)
 
     # df = tr(dD S): S sums Z_j'V0^-1 Z_j, minus (REML) Z_j'V0^-1 X A^-1 X'V0^-1 Z_j,
     # minus (d / pwrss) w_j w_j' with w_j = Z_j'V0^-1 r_j = C (Z_j'r_j), C = I - Z_j'Z_j B.

@@ -54,7 +54,8 @@ def satterthwaite_df(st: Stats, theta: np.ndarray, template: np.ndarray, n: int,
     var = sigma2[:, None] * np.diagonal(at.a_inv, axis1=1, axis2=2)
     jac[:, :, k] = 2.0 * var / sigma[:, None]
     out = np.full((R, p), np.nan)
-    ok = np.linalg.cond(hess) < 1e12
+    ok = np.isfinite(hess).all((1, 2)) & np.isfinite(jac).all((1, 2))
+    ok[ok] = np.linalg.cond(hess[ok]) < 1e12
     omega = 2.0 * np.linalg.inv(hess[ok])
     out[ok] = 2.0 * var[ok] ** 2 / np.einsum("rja,rab,rjb->rj", jac[ok], omega, jac[ok])
     return out

@@ -157,7 +157,9 @@ def _newton_step(h: np.ndarray, grad: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         h_inv, logdet = inverse_logdet(h.transpose(1, 2, 0).copy())
     step = -(h_inv * grad.T).sum(1).T
-    bad = ~np.isfinite(logdet)  # a non-positive pivot: H is not positive definite
+    finite = np.isfinite(h).all((1, 2)) & np.isfinite(grad).all(1)
+    step[~finite] = 0.0  # degenerate data (no residual variation): no step, reported not converged
+    bad = ~np.isfinite(logdet) & finite  # a non-positive pivot: H is not positive definite
     if bad.any():
         vals, vecs = np.linalg.eigh(h[bad])
         vals = np.maximum(np.abs(vals), 1e-8 * np.maximum(np.abs(vals).max(1, keepdims=True), 1.0))
@@ -172,9 +174,9 @@ def _optimise(st: Stats, template: np.ndarray, n: int, reml: bool):
     start = np.isin(np.arange(n_theta), np.diag(template)).astype(float)  # diagonal 1, off-diagonal 0
     theta = np.repeat(start[None], R, axis=0)
     n_iter = np.zeros(R, dtype=int)
-    active = np.arange(R)
     crit = evaluate(st, theta, template, n, reml)
     f, grad, n_eval = crit.f, crit.grad, R
+    active = np.flatnonzero(np.isfinite(f) & np.isfinite(grad).all(1))  # else degenerate data
     for _ in range(_MAXITER):
         if not len(active):
             break
@@ -245,7 +247,9 @@ def _estimates(st, theta, template, terms, n, reml) -> dict:
     d = n - p if reml else n
     crit = evaluate(st, theta, template, n, reml)
     h = _hessian(st, theta, crit.grad, template, n, reml)
-    min_eig = np.linalg.eigvalsh(h)[:, 0]
+    min_eig = np.full(len(theta), np.nan)
+    finite = np.isfinite(h).all((1, 2))
+    min_eig[finite] = np.linalg.eigvalsh(h[finite])[:, 0]
     grad_norm = np.abs(crit.grad).max(1)
     theta = _canonical(theta, template)
     sigma2 = crit.pwrss / d
@@ -350,10 +354,12 @@ def fit_block(y, X, Z, groups, terms, *, reml: bool = True, satterthwaite: bool 
         part = slice(start, start + chunk)
         st = sufficient_stats(y[part], X if X.ndim == 2 else X[part], Z, codes)
         _check_rank(st.xtx)
-        theta, n_iter, evals = _optimise(st, template, n, reml)
-        block = dict(_estimates(st, theta, template, terms, n, reml), n_iter=n_iter)
-        if satterthwaite:
-            block["df"] = satterthwaite_df(st, theta, template, n, reml)
+        # A replication without residual variation gives NaNs; its status says so
+        with np.errstate(divide="ignore", invalid="ignore"):
+            theta, n_iter, evals = _optimise(st, template, n, reml)
+            block = dict(_estimates(st, theta, template, terms, n, reml), n_iter=n_iter)
+            if satterthwaite:
+                block["df"] = satterthwaite_df(st, theta, template, n, reml)
         blocks.append(block)
         n_eval += evals
     fields = {name: np.concatenate([block[name] for block in blocks]) for name in blocks[0]}

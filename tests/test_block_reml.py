@@ -212,3 +212,14 @@ def test_an_unfinished_optimisation_is_reported_not_converged(monkeypatch):
     fit = fit_block(y, X, Z, groups, [(2, 1)])
     assert not fit.converged.any()
     assert (fit.status == "not converged").all()
+
+
+def test_data_without_residual_variation_is_not_converged_and_spares_the_others():
+    y, X, Z, groups = simulate_slopes(np.random.default_rng(9), 3)
+    y[1] = X @ [1.0, 2.0, 3.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = fit_block(y, X, Z, groups, [(2, 1)], satterthwaite=True)
+    assert list(fit.status) == ["converged", "not converged", "converged"]
+    alone = fit_block(y[[0, 2]], X, Z, groups, [(2, 1)])
+    np.testing.assert_allclose(fit.criterion[[0, 2]], alone.criterion, rtol=0, atol=1e-8)
