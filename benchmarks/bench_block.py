@@ -34,7 +34,8 @@ import patsy
 import statsmodels.formula.api as smf
 
 from lmmsim import scenarios, simulate
-from lmmsim.block_reml import fit_block, nested_columns
+from lmmsim.block_layout import nested_columns
+from lmmsim.block_reml import fit_block
 from lmmsim.datasets import load_sleepstudy
 
 

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from lmmsim.block_reml import nested_columns
 from lmmsim.design import INTERCEPT, Design
 
-__all__ = ["BlockLayout", "block_layout", "block_reason"]
+__all__ = ["BlockLayout", "block_layout", "block_reason", "nested_columns"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +40,28 @@ class BlockLayout:
     groups: np.ndarray
     terms: tuple[tuple[int, int], ...]
     factors: tuple[str, ...]
+
+
+def nested_columns(groups, inner) -> np.ndarray:
+    """Indicators of the inner units within each group, numbered within their group.
+
+    Column ``i`` is 1 for the observations of the ``i``-th inner unit (in
+    sorted order) of their group, so ``Z = [1, nested_columns(school,
+    classroom)]`` with ``terms = [(1, 1), (1, c)]`` is
+    ``(1 | school) + (1 | school:classroom)``.  Groups with fewer inner units
+    than the largest have all-zero columns, which contribute nothing.
+    """
+    groups, inner = np.asarray(groups), np.asarray(inner)
+    if groups.shape != inner.shape or groups.ndim != 1:
+        raise ValueError(f"inner: got shape {inner.shape}, expected the shape of groups {groups.shape}, 1-D")
+    pairs, codes = np.unique(np.column_stack([np.unique(groups, return_inverse=True)[1],
+                                              np.unique(inner, return_inverse=True)[1]]),
+                             axis=0, return_inverse=True)
+    first = np.concatenate(([0], np.flatnonzero(np.diff(pairs[:, 0])) + 1))
+    rank = np.arange(len(pairs)) - np.repeat(first, np.diff(np.append(first, len(pairs))))
+    columns = np.zeros((len(groups), rank.max() + 1))
+    columns[np.arange(len(groups)), rank[codes.reshape(-1)]] = 1.0
+    return columns
 
 
 def _ancestors(design: Design, name: str) -> list[str]:

@@ -31,7 +31,7 @@ import numpy as np
 from lmmsim.block_criterion import Stats, evaluate, inverse_logdet, lambda_matrix, sufficient_stats, theta_template
 from lmmsim.block_df import satterthwaite_df
 
-__all__ = ["BlockFit", "deviance_at", "fit_block", "nested_columns", "theta_template"]
+__all__ = ["BlockFit", "deviance_at", "fit_block", "theta_template"]
 
 SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on the diagonal of Lambda
 # Newton decrement (the decrease of the deviance the local quadratic model predicts):
@@ -116,28 +116,6 @@ class BlockFit:
         """One word per replication: ``"converged"`` (verified interior maximum),
         ``"boundary"`` (verified, singular) or ``"not converged"``, shape (R,)."""
         return np.where(~self.converged, "not converged", np.where(self.boundary, "boundary", "converged"))
-
-
-def nested_columns(groups, inner) -> np.ndarray:
-    """Indicators of the inner units within each group, numbered within their group.
-
-    Column ``i`` is 1 for the observations of the ``i``-th inner unit (in
-    sorted order) of their group, so ``Z = [1, nested_columns(school,
-    classroom)]`` with ``terms = [(1, 1), (1, c)]`` is
-    ``(1 | school) + (1 | school:classroom)``.  Groups with fewer inner units
-    than the largest have all-zero columns, which contribute nothing.
-    """
-    groups, inner = np.asarray(groups), np.asarray(inner)
-    if groups.shape != inner.shape or groups.ndim != 1:
-        raise ValueError(f"inner: got shape {inner.shape}, expected the shape of groups {groups.shape}, 1-D")
-    pairs, codes = np.unique(np.column_stack([np.unique(groups, return_inverse=True)[1],
-                                              np.unique(inner, return_inverse=True)[1]]),
-                             axis=0, return_inverse=True)
-    first = np.concatenate(([0], np.flatnonzero(np.diff(pairs[:, 0])) + 1))
-    rank = np.arange(len(pairs)) - np.repeat(first, np.diff(np.append(first, len(pairs))))
-    columns = np.zeros((len(groups), rank.max() + 1))
-    columns[np.arange(len(groups)), rank[codes.reshape(-1)]] = 1.0
-    return columns
 
 
 def _hessian(st, theta, grad, template, n, reml):
@@ -309,7 +287,9 @@ def fit_block(y, X, Z, groups, terms, *, reml: bool = True, satterthwaite: bool 
         Random-effects design of each observation within its group (shared by
         the replications), columns in the order of ``terms``: e.g.
         ``[1, week]`` for ``(1 + week | patient)``, or
-        ``[1, nested_columns(school, classroom)]`` for nested intercepts.
+        ``[1, nested_columns(school, classroom)]`` for nested intercepts
+        (:func:`lmmsim.block_layout.nested_columns`; :func:`lmmsim.block_layout.block_layout`
+        builds ``Z``, ``groups`` and ``terms`` from a Design).
     groups : array_like, shape (n,)
         Top-level group labels; the random effects of different groups are
         independent.  At least 2 groups.

@@ -12,7 +12,7 @@ import patsy
 sys.path.insert(0, str(Path(__file__).resolve().parent / "reference"))
 from block_datasets import Case, cases  # noqa: E402
 
-from lmmsim.block_reml import nested_columns  # noqa: E402
+from lmmsim.block_layout import nested_columns  # noqa: E402
 
 __all__ = ["Case", "cases", "fit_inputs", "lme4_names"]
 

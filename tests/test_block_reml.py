@@ -13,7 +13,8 @@ import statsmodels.formula.api as smf
 from block_cases import cases, fit_inputs, lme4_names
 from block_datasets import sha256
 
-from lmmsim.block_reml import BlockFit, deviance_at, fit_block, nested_columns, theta_template
+from lmmsim.block_layout import nested_columns
+from lmmsim.block_reml import BlockFit, deviance_at, fit_block, theta_template
 
 REFERENCE = Path(__file__).parent / "reference" / "block_lme4.csv"
 CASES = {case.name: case for case in cases()}
