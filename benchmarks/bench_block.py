@@ -1,4 +1,4 @@
-"""Benchmark ``lmmsim.block_reml.fit_block`` against statsmodels, ``mixedlm`` and lme4.
+"""Benchmark ``lmmsim.fit.exact.block.fit_block`` against statsmodels, ``mixedlm`` and lme4.
 
 On the same datasets in one run: blood_pressure defaults (40 patients x 8 weeks,
 correlated random intercept and slope, ``X`` shared), schools defaults (20 schools x
@@ -34,9 +34,9 @@ import patsy
 import statsmodels.formula.api as smf
 
 from lmmsim import scenarios, simulate
-from lmmsim.block_layout import nested_columns
-from lmmsim.block_reml import fit_block
 from lmmsim.datasets import load_sleepstudy
+from lmmsim.fit.exact.block import fit_block
+from lmmsim.fit.exact.block_layout import nested_columns
 
 
 class Timing(NamedTuple):
@@ -198,7 +198,7 @@ def lme4_fits(study: Study, S: int, tmp: Path):
 
 
 def compare(study: Study, R: int, S: int, L: int, repeats: int, tmp: Path):
-    t_ours, fit = best_time(lambda: ours(study), repeats)
+    t_ours, fit = best_time(lambda study=study: ours(study), repeats)
     t_df, _ = best_time(lambda: fit_block(study.y, study.X, study.Z, study.groups, study.terms,
                                           satterthwaite=True), 1)
     crit, beta = fit.criterion, fit.beta
@@ -243,7 +243,7 @@ def scaling(rng, R, repeats):
     rows += [(40, m, R // 4) for m in (4, 32)]
     for J, m, reps in rows:
         study = blood_pressure(rng, reps, J, m)
-        timing, _ = best_time(lambda: ours(study), repeats)
+        timing, _ = best_time(lambda study=study: ours(study), repeats)
         tracemalloc.start()
         ours(study)
         peak = tracemalloc.get_traced_memory()[1]

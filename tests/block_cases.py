@@ -12,13 +12,13 @@ import patsy
 sys.path.insert(0, str(Path(__file__).resolve().parent / "reference"))
 from block_datasets import Case, cases  # noqa: E402
 
-from lmmsim.block_layout import nested_columns  # noqa: E402
+from lmmsim.fit.exact.block_layout import nested_columns  # noqa: E402
 
 __all__ = ["Case", "cases", "fit_inputs", "lme4_names"]
 
 
 def fit_inputs(case: Case):
-    """``(y, X, Z, groups, terms)`` for :func:`lmmsim.block_reml.fit_block`, and X's column names."""
+    """``(y, X, Z, groups, terms)`` for :func:`lmmsim.fit.exact.block.fit_block`, and X's column names."""
     data = case.data
     X = patsy.dmatrix(case.fixed, data, return_type="dataframe")
     groups = data[case.groups].to_numpy()

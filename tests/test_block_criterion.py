@@ -1,4 +1,4 @@
-"""Tests for lmmsim.block_criterion: the deviance against a dense computation, the gradient
+"""Tests for lmmsim.fit.exact.block_criterion: the deviance against a dense computation, the gradient
 against finite differences, and the pooled statistics against unpooled ones."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lmmsim.block_criterion import evaluate, sufficient_stats, theta_template
+from lmmsim.fit.exact.block_criterion import evaluate, sufficient_stats, theta_template
 
 
 def dense_deviance(theta, y, X, Z, groups, terms, reml):

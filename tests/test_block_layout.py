@@ -1,4 +1,4 @@
-"""Tests for lmmsim.block_layout: designs to fit_block inputs, and crossed designs refused."""
+"""Tests for lmmsim.fit.exact.block_layout: designs to fit_block inputs, and crossed designs refused."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from conftest import crossed_design
 
 from lmmsim import scenarios, simulate
-from lmmsim.block_layout import block_layout, block_reason
-from lmmsim.block_reml import fit_block
+from lmmsim.fit.exact.block import fit_block
+from lmmsim.fit.exact.block_layout import block_layout, block_reason
 
 
 def test_random_slopes_are_one_correlated_term():

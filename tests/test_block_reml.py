@@ -1,4 +1,4 @@
-"""Tests for lmmsim.block_reml against lme4 (stored reference), statsmodels MixedLM and itself."""
+"""Tests for lmmsim.fit.exact.block against lme4 (stored reference), statsmodels MixedLM and itself."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import statsmodels.formula.api as smf
 from block_cases import cases, fit_inputs, lme4_names
 from block_datasets import sha256
 
-from lmmsim.block_layout import nested_columns
-from lmmsim.block_reml import BlockFit, deviance_at, fit_block, theta_template
+from lmmsim.fit.exact.block import BlockFit, deviance_at, fit_block, theta_template
+from lmmsim.fit.exact.block_layout import nested_columns
 
 REFERENCE = Path(__file__).parent / "reference" / "block_lme4.csv"
 CASES = {case.name: case for case in cases()}
@@ -216,7 +216,7 @@ def test_satterthwaite_df_matches_lmertest(method):
 
 
 def test_an_unfinished_optimisation_is_reported_not_converged(monkeypatch):
-    import lmmsim.block_reml as block_reml
+    import lmmsim.fit.exact.block as block_reml
 
     monkeypatch.setattr(block_reml, "_MAXITER", 1)  # one Newton step from lme4's start
     y, X, Z, groups = simulate_slopes(np.random.default_rng(8), 5)

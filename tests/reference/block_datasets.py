@@ -1,4 +1,4 @@
-"""The datasets of the lme4 reference for ``lmmsim.block_reml``, regenerated from seeds.
+"""The datasets of the lme4 reference for ``lmmsim.fit.exact.block``, regenerated from seeds.
 
 Each dataset is simulated from an lmmsim scenario with an explicit seed (or taken
 from ``lmmsim.datasets.load_sleepstudy``, whole or a seeded subset of subjects), so

@@ -1,4 +1,4 @@
-# lme4 reference for lmmsim.block_reml: REML and ML fits of the datasets that
+# lme4 reference for lmmsim.fit.exact.block: REML and ML fits of the datasets that
 # tests/reference/block_datasets.py writes (with their manifest) into DIR.
 #   .venv/bin/python tests/reference/block_datasets.py /tmp/block_data
 #   Rscript tests/reference/block_lme4.R /tmp/block_data tests/reference/block_lme4.csv

@@ -1,4 +1,4 @@
-# lmerTest reference for the Satterthwaite df of lmmsim.block_reml (REML and ML fits),
+# lmerTest reference for the Satterthwaite df of lmmsim.fit.exact.block (REML and ML fits),
 # on the datasets of tests/reference/block_datasets.py (see block_lme4.R).
 #   Rscript tests/reference/block_lmertest.R /tmp/block_data tests/reference/block_lmertest.csv
 suppressPackageStartupMessages(library(lmerTest))

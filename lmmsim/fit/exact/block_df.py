@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lmmsim.block_criterion import Stats, evaluate
+from lmmsim.fit.exact.block_criterion import Stats, evaluate
 
 __all__ = ["satterthwaite_df"]
 

@@ -1,4 +1,4 @@
-"""From a Design and its data to the inputs of :func:`lmmsim.block_reml.fit_block`.
+"""From a Design and its data to the inputs of :func:`lmmsim.fit.exact.block.fit_block`.
 
 A design is block-diagonal when all its random effects belong to one top-level
 grouping factor or to factors nested in it (patients; schools and classrooms
@@ -31,7 +31,7 @@ class BlockLayout:
     groups : ndarray, shape (n,)
         Labels of the top-level factor.
     terms : tuple of (k, m)
-        Structure of ``Lambda`` (see :func:`lmmsim.block_criterion.theta_template`).
+        Structure of ``Lambda`` (see :func:`lmmsim.fit.exact.block_criterion.theta_template`).
     factors : tuple of str
         The grouping factor of each term, top level first.
     """

@@ -10,7 +10,7 @@ the general path.
 Method
 ------
 The profiled deviance and its analytic gradient in lme4's ``theta`` come from
-:mod:`lmmsim.block_criterion` (pooled sufficient statistics, Woodbury).
+:mod:`lmmsim.fit.exact.block_criterion` (pooled sufficient statistics, Woodbury).
 ``theta`` is optimised without bounds: ``D = Lambda Lambda'`` is unchanged when
 a column of ``Lambda`` changes sign, so a zero diagonal (lme4's lower bound)
 is a stationary point of the unbounded problem, reached by Newton steps like
@@ -28,8 +28,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lmmsim.block_criterion import Stats, evaluate, inverse_logdet, lambda_matrix, sufficient_stats, theta_template
-from lmmsim.block_df import satterthwaite_df
+from lmmsim.fit.exact.block_criterion import (
+    Stats,
+    evaluate,
+    inverse_logdet,
+    lambda_matrix,
+    sufficient_stats,
+    theta_template,
+)
+from lmmsim.fit.exact.block_df import satterthwaite_df
+from lmmsim.fit.exact.block_inputs import check_inputs, check_rank
 
 __all__ = ["BlockFit", "deviance_at", "fit_block", "theta_template"]
 
@@ -288,7 +296,7 @@ def fit_block(y, X, Z, groups, terms, *, reml: bool = True, satterthwaite: bool 
         the replications), columns in the order of ``terms``: e.g.
         ``[1, week]`` for ``(1 + week | patient)``, or
         ``[1, nested_columns(school, classroom)]`` for nested intercepts
-        (:func:`lmmsim.block_layout.nested_columns`; :func:`lmmsim.block_layout.block_layout`
+        (:func:`lmmsim.fit.exact.block_layout.nested_columns`; :func:`lmmsim.fit.exact.block_layout.block_layout`
         builds ``Z``, ``groups`` and ``terms`` from a Design).
     groups : array_like, shape (n,)
         Top-level group labels; the random effects of different groups are
@@ -334,7 +342,7 @@ def fit_block(y, X, Z, groups, terms, *, reml: bool = True, satterthwaite: bool 
     >>> fit.beta.shape, fit.sd.shape, fit.corr.shape
     ((1, 2), (1, 2), (1, 1))
     """
-    y, X, Z, codes, terms = _check_inputs(y, X, Z, groups, terms)
+    y, X, Z, codes, terms = check_inputs(y, X, Z, groups, terms)
     template = theta_template(terms)
     n = y.shape[1]
     chunk = max(16, _MAX_CELLS // n)
@@ -342,7 +350,7 @@ def fit_block(y, X, Z, groups, terms, *, reml: bool = True, satterthwaite: bool 
     for start in range(0, len(y), chunk):
         part = slice(start, start + chunk)
         st = sufficient_stats(y[part], X if X.ndim == 2 else X[part], Z, codes)
-        _check_rank(st.xtx)
+        check_rank(st.xtx)
         # A replication without residual variation gives NaNs; its status says so
         with np.errstate(divide="ignore", invalid="ignore"):
             theta, n_iter, evals = _optimise(st, template, n, reml)
@@ -361,58 +369,10 @@ def deviance_at(theta, y, X, Z, groups, terms, *, reml: bool = True) -> np.ndarr
     For checking an optimum found elsewhere (e.g. lme4's) against the criterion
     :func:`fit_block` minimises; arguments as there.
     """
-    y, X, Z, codes, terms = _check_inputs(y, X, Z, groups, terms)
+    y, X, Z, codes, terms = check_inputs(y, X, Z, groups, terms)
     template = theta_template(terms)
     theta = np.broadcast_to(np.asarray(theta, dtype=float), (len(y), template.max() + 1))
     n, p = y.shape[1], X.shape[-1]
     d = n - p if reml else n
     crit = evaluate(sufficient_stats(y, X, Z, codes), theta, template, n, reml)
     return crit.logdet + d * (1.0 + np.log(2.0 * np.pi * crit.pwrss / d))
-
-
-def _check_rank(xtx: np.ndarray) -> None:
-    """Raise unless every X'X (p, p, R) is numerically positive definite.
-
-    Cholesky pivots of the unit-diagonal scaling: cheaper than an SVD of each
-    replication's X, which would cost more than the fit.
-    """
-    scale = 1.0 / np.sqrt(np.maximum(np.einsum("aa...->a...", xtx), 1e-300))
-    a = xtx * scale[:, None] * scale[None, :]
-    smallest = np.inf
-    for k in range(len(a)):
-        pivot = a[k, k].copy()
-        smallest = min(smallest, pivot.min())
-        if smallest < 1e-10:
-            raise ValueError(f"X: got a rank-deficient design (pivot {smallest:.3g} in column {k} of the scaled "
-                             f"X'X), expected full column rank p = {len(a)}")
-        a = a - a[:, k:k + 1] * a[k:k + 1, :] / pivot
-
-
-def _check_inputs(y, X, Z, groups, terms):
-    """Validated float arrays and integer group codes; see :func:`fit_block`."""
-    y, X, Z = (np.asarray(v, dtype=float) for v in (y, X, Z))
-    groups = np.asarray(groups)
-    if y.ndim not in (1, 2):
-        raise ValueError(f"y: got shape {y.shape}, expected (n,) or (R, n)")
-    y = np.atleast_2d(y)
-    R, n = y.shape
-    if X.ndim not in (2, 3) or X.shape[-2] != n or (X.ndim == 3 and X.shape[0] != R):
-        raise ValueError(f"X: got shape {X.shape}, expected (n, p) or (R, n, p) with (R, n) = {(R, n)} from y")
-    if Z.ndim != 2 or Z.shape[0] != n:
-        raise ValueError(f"Z: got shape {Z.shape}, expected (n, q) with n = {n} from y")
-    if groups.shape != (n,):
-        raise ValueError(f"groups: got shape {groups.shape}, expected ({n},), one label per observation")
-    for name, value in (("y", y), ("X", X), ("Z", Z)):
-        if not np.isfinite(value).all():
-            raise ValueError(f"{name}: got {np.size(value) - np.isfinite(value).sum()} non-finite values, "
-                             "expected all finite")
-    p = X.shape[-1]
-    if not 0 < p < n:
-        raise ValueError(f"X: got p = {p} columns for n = {n} observations, expected 1 <= p < n")
-    q = len(theta_template(terms))
-    if q != Z.shape[1]:
-        raise ValueError(f"terms: got {list(terms)}, which need q = {q} columns of Z, but Z has {Z.shape[1]}")
-    _, codes = np.unique(groups, return_inverse=True)
-    if codes.max() < 1:
-        raise ValueError("groups: got 1 distinct group, expected at least 2")
-    return y, X, Z, codes.reshape(n), [(int(k), int(m)) for k, m in terms]
