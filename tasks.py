@@ -5,11 +5,12 @@
     python3 tasks.py student   # build the student edition (no solutions) into _build/student/html
     python3 tasks.py test      # build both editions, then the full test suite (unit tests, every
                                # chapter re-executed with nbval, every page in headless Chromium)
+    python3 tasks.py format    # format the chapters' code cells with ruff (ruff.toml: 88 columns)
 
 The virtual environment is (re)installed only when requirements.txt or pyproject.toml change.
 Notebooks execute through the jupyter-cache in _build/.jupyter_cache, so a rebuild without changes
 executes nothing. The cache keys on a notebook's code only, so it is cleared whenever the lmmsim
-package's files or the pinned requirements change (fingerprint in _build/.code-fingerprint): the
+package's files, the pinned requirements or the kernels' configuration (_ext/ipython_kernel_config.py) change (fingerprint in _build/.code-fingerprint): the
 site never shows numbers from old code. Both editions share the cache.
 
 The tests run in one pytest invocation on 2 workers (LMMSIM_TEST_WORKERS to change; 0 = serial);
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -79,7 +81,8 @@ def code_fingerprint() -> str:
         p for p in (ROOT / "lmmsim").rglob("*")
         if p.is_file() and "__pycache__" not in p.parts and not p.name.startswith(".")
     ]
-    files += [ROOT / "requirements.txt", ROOT / "pyproject.toml"]
+    # the kernels' IPython configuration (figure format) changes every figure
+    files += [ROOT / "requirements.txt", ROOT / "pyproject.toml", ROOT / "_ext" / "ipython_kernel_config.py"]
     for path in sorted(files):
         digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -176,6 +179,7 @@ def test() -> None:
     student()
     ensure_chromium()
     shutil.rmtree(BUILD / "screenshots", ignore_errors=True)  # the browser tests save fresh ones
+    (BUILD / "page-weights.tsv").unlink(missing_ok=True)  # and measure every page again
     run(PYTHON, "-m", "pytest", *pytest_args(), env=dict(os.environ, LMMSIM_CHROMIUM=CHROMIUM))
 
 
@@ -197,7 +201,29 @@ def pytest_args() -> list[str]:
     ]
 
 
-TASKS = {"build": build, "student": student, "test": test}
+CODE_CELL = re.compile(r"^(?P<open>```\{code-cell\}[^\n]*\n)(?P<options>(?::[^\n]*\n)*)(?P<code>.*?)^```[ \t]*$",
+                       re.S | re.M)
+
+
+def format_cell(code: str) -> str:
+    """One code cell through `ruff format` (the cell unchanged if ruff cannot parse it, e.g. magics)."""
+    result = subprocess.run([str(BIN / "ruff"), "format", "--config", str(ROOT / "ruff.toml"), "-"],
+                            input=code, capture_output=True, text=True)
+    return result.stdout if result.returncode == 0 and code.strip() else code
+
+
+def format_chapters() -> None:
+    """Format the code cells of every chapter in book/ with ruff; the prose is not touched."""
+    ensure_env()
+    for path in sorted((ROOT / "book").glob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        new = CODE_CELL.sub(lambda m: m["open"] + m["options"] + format_cell(m["code"]), text)
+        if new != text:
+            path.write_text(new, encoding="utf-8")
+            print(f"formatted {path.relative_to(ROOT)}", flush=True)
+
+
+TASKS = {"build": build, "student": student, "test": test, "format": format_chapters}
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "_sphinx":

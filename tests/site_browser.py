@@ -314,3 +314,133 @@ def source_has_math(text: str) -> bool:
     """Does a MyST source contain math outside its front matter and code blocks?"""
     text = re.sub(r"^---\n.*?\n---\n", "", text, count=1, flags=re.S)
     return bool(MATH_IN_SOURCE.search(CODE_BLOCK.sub("", text)))
+
+
+# ------------------------------------------------------------------------------- reader's layout
+PAGE_WEIGHT_LIMIT = 1_500_000  # bytes, uncompressed, everything a chapter page loads
+DRAWER_WIDE = 992  # sphinx-book-theme collapses the sidebar in place from this width; below it is a drawer
+
+_PAGE_SCRIPT_LAYOUT = r"""
+async () => {
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) { await MathJax.startup.promise; }
+  const imgs = Array.from(document.images);
+  for (const img of imgs) { img.loading = 'eager'; }
+  await Promise.all(imgs.map(img => img.complete ? null : img.decode().catch(() => null)));
+  const root = document.documentElement;
+  const seen = new Map();
+  for (const el of document.querySelectorAll('[id]')) { seen.set(el.id, (seen.get(el.id) || 0) + 1); }
+  const badAlt = imgs.map(img => img.getAttribute('alt'))
+    .filter(alt => alt === null || !alt.trim() || /[\/\\]|\.(png|jpe?g|svg|gif)$|^[0-9a-f]{32,}/i.test(alt.trim()))
+    .map(alt => String(alt));
+  const wide = [];
+  for (const math of document.querySelectorAll('.bd-article mjx-container[display="true"] > mjx-math')) {
+    const column = math.closest('div.math, .math-wrapper, mjx-container').parentElement;
+    const width = math.getBoundingClientRect().width, room = column.clientWidth;
+    if (width > room + 1) {
+      const tex = math.closest('div.math, .math-wrapper');
+      wide.push(`${Math.round(width)} px > ${room} px: ` + (tex ? tex.id || tex.textContent.slice(0, 60) : ''));
+    }
+  }
+  return {scrollWidth: root.scrollWidth, innerWidth: window.innerWidth,
+          duplicateIds: Array.from(seen).filter(([id, n]) => n > 1).map(([id, n]) => `${id} x${n}`),
+          badAlt, wide};
+}
+"""
+
+
+@dataclass
+class LayoutReport:
+    url: str
+    width: int
+    scroll_width: int = 0
+    duplicate_ids: list[str] = field(default_factory=list)
+    bad_alt: list[str] = field(default_factory=list)
+    wide_equations: list[str] = field(default_factory=list)
+    drawer: list[str] = field(default_factory=list)
+    weight: int = 0  # bytes of every local file the page loaded
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.scroll_width > self.width:
+            out.append(f"the page scrolls sideways: {self.scroll_width} px wide in a {self.width} px window")
+        if self.duplicate_ids:
+            out.append(f"duplicate ids: {self.duplicate_ids[:10]}")
+        if self.bad_alt:
+            out.append(f"images whose alt text is empty or a path: {self.bad_alt[:5]}")
+        if self.wide_equations:
+            out.append(f"equations wider than their column: {self.wide_equations}")
+        out += self.drawer
+        return out
+
+
+def sidebar_state(page) -> dict:
+    return page.evaluate(
+        """() => {
+          const dialog = document.querySelector('#pst-primary-sidebar-modal');
+          const sidebar = document.querySelector('#pst-primary-sidebar');
+          const visible = el => !!el && el.getBoundingClientRect().width > 0 && getComputedStyle(el).visibility !== 'hidden'
+                                && getComputedStyle(el).opacity !== '0';
+          return {modal: !!(dialog && dialog.open), modalVisible: !!(dialog && dialog.open && visible(dialog)),
+                  sidebar: visible(sidebar) && !sidebar.classList.contains('pst-sidebar-hidden')};
+        }"""
+    )
+
+
+def check_drawer(page, width: int) -> list[str]:
+    """Open and close the table of contents with the visible menu button, as a reader would."""
+    buttons = [b for b in page.query_selector_all(".primary-toggle") if b.is_visible()]
+    if len(buttons) != 1:
+        return [f"{len(buttons)} visible menu buttons (.primary-toggle), expected 1"]
+    button = buttons[0]
+    before = sidebar_state(page)
+    button.click()
+    page.wait_for_timeout(400)  # the theme's CSS transition is 0.25 s
+    opened = sidebar_state(page)
+    if width >= DRAWER_WIDE:  # the sidebar is shown and the button hides it, then shows it again
+        if not before["sidebar"] or opened["sidebar"] or opened["modal"]:
+            return [f"at {width} px the menu button did not hide the sidebar: {before} -> {opened}"]
+        button.click()
+        page.wait_for_timeout(400)
+        if not sidebar_state(page)["sidebar"]:
+            return [f"at {width} px the menu button did not bring the sidebar back"]
+        return []
+    if before["modal"] or not opened["modalVisible"]:
+        return [f"at {width} px the menu button did not open the drawer: {before} -> {opened}"]
+    links = page.query_selector_all("#pst-primary-sidebar-modal a.reference")
+    if not any(link.is_visible() for link in links):
+        return [f"at {width} px the drawer opened without visible table-of-contents links"]
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(300)
+    if sidebar_state(page)["modal"]:
+        return [f"at {width} px Escape did not close the drawer"]
+    return []
+
+
+def inspect_layout(page, server: SiteServer, path: str, width: int, screenshot: Path | None = None) -> LayoutReport:
+    """Load one page in an open tab of the given width; measure overflow, ids, alt text, math, drawer, weight.
+
+    The tab's context must route every request through ``record_requests`` (routing also turns off
+    the HTTP cache, so every file a page needs is requested again and counted).
+    """
+    report = LayoutReport(url=server.url(path), width=width)
+    requested: set[str] = set()
+    listener = lambda request: requested.add(request.url) if server.is_local(request.url) else None  # noqa: E731
+    page.on("request", listener)
+    try:
+        page.goto(report.url, wait_until="load")
+        page.wait_for_load_state("networkidle")
+        layout = page.evaluate(_PAGE_SCRIPT_LAYOUT)
+        page.wait_for_load_state("networkidle")
+        report.scroll_width = layout["scrollWidth"] if width < DRAWER_WIDE else 0
+        report.duplicate_ids = layout["duplicateIds"]
+        report.bad_alt = layout["badAlt"]
+        report.wide_equations = layout["wide"] if width >= DRAWER_WIDE else []
+        if screenshot is not None:
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot), full_page=False)
+        report.drawer = check_drawer(page, width)
+    finally:
+        page.remove_listener("request", listener)
+    files = {server.file_for(url) for url in requested}
+    report.weight = sum(f.stat().st_size for f in files if f.is_file())
+    return report

@@ -22,7 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from site_browser import (  # noqa: E402
     CHROMIUM,
     INSTALL_HINT,
+    PAGE_WEIGHT_LIMIT,
     SiteServer,
+    inspect_layout,
     inspect_page,
     launch_browser,
     source_has_math,
@@ -31,6 +33,9 @@ from site_toc import BUILD, HTML, STUDENT_HTML, pages  # noqa: E402
 
 PAGES = pages()
 SCREENSHOTS = BUILD / "screenshots"
+WIDTHS = (375, 1280)  # a phone, a laptop
+EDITIONS = {"main": HTML, "student": STUDENT_HTML}
+WEIGHTS = BUILD / "page-weights.tsv"  # edition, page, bytes: written by the layout test
 
 
 def require_site(root: Path, command: str) -> None:
@@ -62,7 +67,56 @@ def browser():
         chromium.close()
 
 
+@pytest.fixture(scope="module")
+def servers():
+    for edition, root in EDITIONS.items():
+        require_site(root, "python3 tasks.py test")
+    with SiteServer(HTML) as main, SiteServer(STUDENT_HTML) as student:
+        yield {"main": main, "student": student}
+
+
+@pytest.fixture(scope="module")
+def tabs(browser, servers):
+    """One tab per (edition, width), reused from page to page; every request goes through a route
+    (which also turns the HTTP cache off, so each page's weight counts every file it needs)."""
+    opened = {}
+
+    def tab(edition: str, width: int):
+        if (edition, width) not in opened:
+            server = servers[edition]
+            context = browser.new_context(viewport={"width": width, "height": 800}, service_workers="block")
+            context.route("**/*", lambda route, request: route.continue_() if server.is_local(request.url)
+                          else route.abort("blockedbyclient"))
+            opened[edition, width] = context.new_page()
+        return opened[edition, width]
+
+    yield tab
+    for page in opened.values():
+        page.context.close()
+
+
 # ------------------------------------------------------------------------------- in the browser
+@pytest.mark.parametrize("edition", EDITIONS)
+@pytest.mark.parametrize("page", PAGES, ids=[p.docname for p in PAGES])
+def test_page_layout_for_readers(page, edition, servers, tabs):
+    """On a phone and a laptop: the menu opens and closes, nothing scrolls sideways (375 px), no
+    equation is wider than the text (1280 px), alt texts are captions, ids are unique, and the page
+    with everything it loads weighs less than PAGE_WEIGHT_LIMIT."""
+    problems, weights = [], []
+    for width in WIDTHS:
+        shot = SCREENSHOTS / edition / f"{page.docname}-{width}.png"
+        report = inspect_layout(tabs(edition, width), servers[edition], page.html, width, screenshot=shot)
+        problems += [f"{width} px: {problem}" for problem in report.problems()]
+        weights.append(report.weight)
+    weight = max(weights)
+    with WEIGHTS.open("a", encoding="utf-8") as out:
+        out.write(f"{edition}\t{page.docname}\t{weight}\n")
+    if weight > PAGE_WEIGHT_LIMIT:
+        problems.append(f"the page loads {weight / 1e6:.2f} MB (limit {PAGE_WEIGHT_LIMIT / 1e6:.1f} MB)")
+    assert not problems, f"{edition} edition, {page.docname}:\n  " + "\n  ".join(problems)
+
+
+
 @pytest.mark.parametrize("page", PAGES, ids=[p.docname for p in PAGES])
 def test_page_in_browser(page, site, browser):
     report = inspect_page(browser, site, page.html, screenshot=SCREENSHOTS / f"{page.docname}.png")
@@ -183,16 +237,18 @@ def test_no_page_loads_anything_from_outside():
 def test_mathjax_is_served_by_the_site():
     require_site(HTML, "python3 tasks.py build")
     mathjax = HTML / "_static" / "mathjax"
-    assert (mathjax / "tex-chtml.js").is_file()
+    assert (mathjax / "startup.js").is_file() and (mathjax / "input" / "tex.js").is_file()
     assert (mathjax / "output" / "chtml" / "fonts" / "woff-v2" / "MathJax_Main-Regular.woff").is_file()
     assert "Apache License" in (mathjax / "LICENSE").read_text()
     assert "django-static-mathjax" in (mathjax / "PROVENANCE.txt").read_text()
     for page in PAGES:
         html = (HTML / page.html).read_text(encoding="utf-8")
         scripts = re.findall(r"<script[^>]+src=\"([^\"]*mathjax[^\"]*)\"", html, re.I)
-        assert all(s.split("?")[0].endswith("_static/mathjax/tex-chtml.js") for s in scripts), scripts
+        assert all(s.split("?")[0].endswith("_static/mathjax/startup.js") for s in scripts), scripts
         if source_has_math(page.source.read_text(encoding="utf-8")):
             assert scripts, f"{page.docname} has math but loads no MathJax"
+        elif 'class="math' not in html:
+            assert not scripts, f"{page.docname} has no math but loads MathJax ({scripts})"
 
 
 def test_pages_offer_their_sources_for_download():
@@ -209,6 +265,47 @@ def test_pages_offer_their_sources_for_download():
         if page.is_notebook:
             notebook = json.loads((HTML / "_sources" / f"{page.docname}.ipynb").read_text(encoding="utf-8"))
             assert notebook["nbformat"] == 4 and notebook["cells"], f"{page.docname}.ipynb is empty"
+
+
+def test_downloaded_notebooks_are_the_ones_nbval_reexecutes():
+    """The .ipynb a reader downloads is byte for byte the executed notebook that `tasks.py test`
+    re-executes with nbval (outputs included), so every offered notebook is known to run."""
+    require_site(HTML, "python3 tasks.py build")
+    notebooks = [page for page in PAGES if page.is_notebook]
+    assert notebooks
+    for page in notebooks:
+        download = HTML / "_sources" / f"{page.docname}.ipynb"
+        assert page.executed.is_file(), f"{page.executed} missing"
+        assert download.read_bytes() == page.executed.read_bytes(), f"{download.name} differs from {page.executed}"
+        cells = json.loads(download.read_text(encoding="utf-8"))["cells"]
+        assert any(cell.get("outputs") for cell in cells if cell["cell_type"] == "code"), f"{download.name}: no outputs"
+
+
+def test_site_shell_title_favicon_and_light_icons():
+    """index.html has a title and a link (not a bare redirect), every page a favicon, and the 1.5 MB
+    fontawesome.js is a stub (the theme's CSS draws the icons with the webfont)."""
+    for root in built_sites():
+        index = (root / "index.html").read_text(encoding="utf-8")
+        assert re.search(r"<title>[^<]+</title>", index), "index.html has no title"
+        assert f'href="{PAGES[0].html}"' in index, "index.html has no link to the first page"
+        assert (root / "_static" / "scripts" / "fontawesome.js").stat().st_size < 1000
+        for page in PAGES:
+            html = (root / page.html).read_text(encoding="utf-8")
+            assert re.search(r'<link rel="icon" href="[^"]*favicon', html), f"{page.html}: no favicon"
+
+
+CODE_CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(?P<code>.*?)^```[ \t]*$", re.S | re.M)
+CODE_WIDTH = 88  # ruff.toml; `python3 tasks.py format` reflows the cells
+
+
+def test_chapter_code_fits_a_narrow_column():
+    """Code cells are formatted to 88 columns, so the site shows them without a sideways scroll."""
+    long = []
+    for page in PAGES:
+        for cell in CODE_CELL.finditer(page.source.read_text(encoding="utf-8")):
+            long += [f"{page.source.name}: {line[:60]}... ({len(line)})" for line in cell["code"].splitlines()
+                     if len(line) > CODE_WIDTH and not line.startswith(":")]
+    assert not long, f"{len(long)} code lines longer than {CODE_WIDTH} columns:\n" + "\n".join(long)
 
 
 def test_only_toc_documents_are_built():

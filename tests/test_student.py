@@ -195,3 +195,13 @@ def test_solution_stripper_handles_both_forms():
     assert "SECRET" not in kept and "solution" not in kept
     assert "Do it." in kept and "between" in kept and kept.rstrip().endswith("outro")
     assert stripper.removed == 3
+
+
+def test_preface_speaks_of_solutions_as_each_edition_has_them(editions):
+    main, student = editions
+    said = {name: normalised(article(root / "book" / "preface.html").get_text(" "))
+            for name, root in (("main", main), ("student", student))}
+    assert "Worked solutions sit in collapsed boxes" in said["main"]
+    assert "student edition" not in said["main"]
+    assert "Worked solutions sit in collapsed boxes" not in said["student"]
+    assert "This is the student edition" in said["student"]
