@@ -201,8 +201,9 @@ def pytest_args() -> list[str]:
     ]
 
 
-CODE_CELL = re.compile(r"^(?P<open>```\{code-cell\}[^\n]*\n)(?P<options>(?::[^\n]*\n)*)(?P<code>.*?)^```[ \t]*$",
-                       re.S | re.M)
+CODE_CELL = re.compile(
+    r"^(?P<open>```\{code-cell\}[^\n]*\n)(?P<options>(?::[^\n]*\n)*)(?P<code>.*?)(?P<close>^```[ \t]*$)", re.S | re.M
+)
 
 
 def format_cell(code: str) -> str:
@@ -217,7 +218,7 @@ def format_chapters() -> None:
     ensure_env()
     for path in sorted((ROOT / "book").glob("*.md")):
         text = path.read_text(encoding="utf-8")
-        new = CODE_CELL.sub(lambda m: m["open"] + m["options"] + format_cell(m["code"]), text)
+        new = CODE_CELL.sub(lambda m: m["open"] + m["options"] + format_cell(m["code"]) + m["close"], text)
         if new != text:
             path.write_text(new, encoding="utf-8")
             print(f"formatted {path.relative_to(ROOT)}", flush=True)
