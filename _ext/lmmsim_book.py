@@ -34,7 +34,8 @@ Reader's site (accessibility and page weight; see issue 12)
       before the themes bind the first ``.primary-toggle`` (pydata-sphinx-theme issue 2451).
     * fontawesome.js (1.5 MB, swaps icons for SVGs) is replaced by a stub: the theme's CSS already
       draws the same icons with the Font Awesome webfont.
-    * MathJax is loaded only on pages that have math.
+    * MathJax is loaded only on pages that have math, sphinx-design's assets only where used, and
+      the search index only on the search page (``_ext/templates/layout.html``).
     * ``index.html`` is a small page with a title and a link, not a bare redirect; a favicon.
     * The Sphinx tag ``student_edition`` is set in the student edition (for ``{only}`` blocks).
 
@@ -50,6 +51,7 @@ Student edition (``student_edition = True``, set by ``python3 tasks.py student``
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -148,6 +150,7 @@ def copy_mathjax(app: Sphinx, exc: Exception | None) -> None:
 
 # ---------------------------------------------------------------------------------- reader's site
 STATIC = Path(__file__).with_name("static")
+TEMPLATES = Path(__file__).with_name("templates")  # layout.html: no search index on every page
 _TEX_SYMBOLS = {
     r"\sigma": "σ", r"\tau": "τ", r"\beta": "β", r"\rho": "ρ", r"\mu": "μ", r"\alpha": "α",
     r"\theta": "θ", r"\epsilon": "ε", r"\varepsilon": "ε", r"\lambda": "λ", r"\chi": "χ",
@@ -201,23 +204,29 @@ class UniqueExerciseIds(SphinxTransform):
 
 
 def site_assets(app: Sphinx, config) -> None:
-    """Static files of the extension (navigation fix, CSS, favicon) and the edition's tag."""
+    """Static files (navigation fix, CSS, favicon) and templates of the extension; the edition's tag."""
     config.html_static_path = [*config.html_static_path, str(STATIC)]
+    config.templates_path = [*config.templates_path, str(TEMPLATES)]
     if config.student_edition:
         app.tags.add("student_edition")
 
 
 def trim_page_assets(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
-    """No MathJax on a page without math (myst-nb asks Sphinx to load it on every page)."""
-    if "script_files" not in context or app.env.get_domain("math").has_equations(pagename):
-        return
+    """No MathJax on a page without math (myst-nb asks Sphinx to load it on every page), and no
+    sphinx-design assets (which jupyter-book always adds) on a page that uses none of its classes."""
+    has_math = app.env.get_domain("math").has_equations(pagename)
+    has_design = "sd-" in context.get("body", "")
 
-    def mathjax(item) -> bool:
-        name = str(getattr(item, "filename", "") or "")
+    def unused(item) -> bool:
+        name = str(getattr(item, "filename", "") or "").split("?")[0]
         body = str(getattr(item, "attributes", {}).get("body", ""))
-        return name.split("?")[0] == app.config.mathjax_path or body.startswith("window.MathJax")
+        if not has_math and (name == app.config.mathjax_path or body.startswith("window.MathJax")):
+            return True
+        return not has_design and name in {"sphinx-design.min.css", "design-tabs.js"}
 
-    context["script_files"] = [item for item in context["script_files"] if not mathjax(item)]
+    for key in ("script_files", "css_files"):
+        if key in context:
+            context[key] = [item for item in context[key] if not unused(item)]
 
 
 FONTAWESOME_STUB = (
@@ -252,7 +261,8 @@ def finish_site(app: Sphinx, exc: Exception | None) -> None:
     target = app.builder.get_target_uri(app.config.root_doc)
     favicon = Path(app.config.html_favicon or "").name
     (out / "index.html").write_text(
-        INDEX_HTML.format(title=app.config.html_title, target=target, favicon=favicon), encoding="utf-8"
+        INDEX_HTML.format(title=html.escape(app.config.html_title), target=target, favicon=favicon),
+        encoding="utf-8",
     )
 
 

@@ -330,7 +330,8 @@ async () => {
   const seen = new Map();
   for (const el of document.querySelectorAll('[id]')) { seen.set(el.id, (seen.get(el.id) || 0) + 1); }
   const badAlt = imgs.map(img => img.getAttribute('alt'))
-    .filter(alt => alt === null || !alt.trim() || /[\/\\]|\.(png|jpe?g|svg|gif)$|^[0-9a-f]{32,}/i.test(alt.trim()))
+    .filter(alt => alt === null || !alt.trim() || /^[0-9a-f]{32,}/i.test(alt.trim())
+                   || (/^\S+$/.test(alt.trim()) && /[\/\\]|\.(png|jpe?g|svg|gif)$/i.test(alt.trim())))
     .map(alt => String(alt));
   const wide = [];
   for (const math of document.querySelectorAll('.bd-article mjx-container[display="true"] > mjx-math')) {
