@@ -199,6 +199,7 @@ def _status(settled: verify.Settled, estimates: pd.DataFrame) -> FitStatus:
     message = settled.message
     if boundary and settled.converged:
         message = f"boundary (singular fit): {', '.join(list(small) + list(extreme))}"
+        message += f" ({settled.note})" if settled.note else ""
     return FitStatus(settled.converged, boundary, message, settled.messages)
 
 

@@ -142,8 +142,9 @@ def check(dev: Deviance, theta: np.ndarray) -> Check:
         full[free] = t
         return dev(full)
 
-    g = gradient(f, theta[free])
-    H = hessian(f, theta[free])
+    scale = dev.theta_scale(theta)[free]
+    g = gradient(f, theta[free], scale=scale)
+    H = hessian(f, theta[free], scale=scale)
     eig = float(np.linalg.eigvalsh(H).min())
     if not eig > 1e-8 * max(np.abs(H).max(), 1.0):
         return Check(theta, value, np.inf, eig, False, f"the Hessian is not definite (eigenvalue {eig:.3g})")
@@ -194,7 +195,8 @@ def _newton_polish(dev: Deviance, theta: np.ndarray, steps: int = 3) -> np.ndarr
             full[free] = t
             return dev(full)
 
-        g, H = gradient(f, theta[free]), hessian(f, theta[free])
+        scale = dev.theta_scale(theta)[free]
+        g, H = gradient(f, theta[free], scale=scale), hessian(f, theta[free], scale=scale)
         if not np.linalg.eigvalsh(H).min() > 0:  # a Newton step would head for a saddle
             return theta
         step = np.linalg.solve(H, g)
@@ -249,6 +251,7 @@ class Settled:
     converged: bool
     message: str
     theta: np.ndarray
+    note: str = ""  # which optimizer won and by how much the first fell short, if it did
 
 
 def settle(lmm: Any, dev: Deviance, attempts: list[Attempt], reml: bool) -> Settled:
@@ -281,13 +284,15 @@ def settle(lmm: Any, dev: Deviance, attempts: list[Attempt], reml: bool) -> Sett
     winner = winners[0].optimizer if winners else "profiled-deviance search"
     messages = winners[0].messages if winners else (fitted[0].messages if fitted else ())
     first = attempts[0]
-    if not best.ok:
-        message = f"not converged ({winner}): {best.reason}"
-    elif winners and winners[0] is first:
-        message = "converged"
+    if winners and winners[0] is first:
+        note = ""
     elif first.polished is None:
-        message = f"converged ({winner}; {first.optimizer} failed)"
+        note = f"{winner}; {first.optimizer} failed"
     else:
         shortfall = (first.deviance - best.deviance) / 2
-        message = f"converged ({winner}; {first.optimizer} fell short by {shortfall:.3g} log-likelihood units)"
-    return Settled(refit_at(lmm, best.theta, dev, reml), winner, messages, best.ok, message, best.theta)
+        note = f"{winner}; {first.optimizer} fell short by {shortfall:.3g} log-likelihood units"
+    if not best.ok:
+        message = f"not converged ({winner}): {best.reason}"
+    else:
+        message = f"converged ({note})" if note else "converged"
+    return Settled(refit_at(lmm, best.theta, dev, reml), winner, messages, best.ok, message, best.theta, note)

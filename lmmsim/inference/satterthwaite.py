@@ -46,8 +46,12 @@ def contrasts(dev: Deviance, theta: np.ndarray, L: np.ndarray) -> pd.DataFrame:
         raise ValueError(f"L: got {L.shape[1]} columns, expected one per fixed effect ({dev.p})")
     sigma = dev.sigma(theta)
     phi = np.append(np.asarray(theta, dtype=float), sigma)
-    A = 2 * np.linalg.pinv(hessian(lambda v: dev.at_sigma(v[:-1], v[-1]), phi))
-    jac = jacobian(lambda v: dev.vcov(v[:-1], v[-1]), phi)
+    scale = np.append(dev.theta_scale(theta), sigma)
+    # Steps of 1-2 % of each parameter's scale: with Richardson extrapolation the truncation
+    # error is negligible, while smaller steps let rounding error in the deviance (about
+    # 1e-12 of it) swamp the curvature in flat directions (an SD near 0).
+    A = 2 * np.linalg.pinv(hessian(lambda v: dev.at_sigma(v[:-1], v[-1]), phi, rel=2e-2, scale=scale))
+    jac = jacobian(lambda v: dev.vcov(v[:-1], v[-1]), phi, rel=1e-2, scale=scale)
     beta = dev.solve(theta)["beta"]
     V = dev.vcov(theta, sigma)
     rows = []
