@@ -120,7 +120,7 @@ def test_true_sd_zero_is_a_boundary_fit():
         fit = fit_lmm(data, model)
         status = fit.status
         assert status.converged and status.boundary and not status.ok, status
-        assert str(status) == "boundary (singular fit): sd(Intercept|g)"
+        assert str(status).startswith("boundary (singular fit): sd(Intercept|g)")
         est = fit.estimates
         assert est.loc["sd(Intercept|g)", "estimate"] < BOUNDARY_TOL * est.loc["sd(residual)", "estimate"]
         # Variance-component inference is withheld on the boundary ...
