@@ -214,7 +214,10 @@ def _lmm_estimates(result, model: ModelSpec, fe_se: np.ndarray) -> pd.DataFrame:
     # statsmodels orders its variance parameters as: lower triangle of cov_re, then the
     # variance components. Their SEs: see `variance_covariance` (a Monte Carlo check in
     # tests/test_fit.py confirms the calibration).
-    var_var = np.diag(variance_covariance(result))
+    try:
+        var_var = np.diag(variance_covariance(result))
+    except np.linalg.LinAlgError:  # a variance at (next to) 0: no Wald SEs there
+        var_var = np.full(len(result.params) - len(result.fe_params), np.nan)
     var_se = np.sqrt(np.where(var_var > 0, var_var, np.nan))  # none where the Hessian is not definite
     terms = _re_terms(result.cov_re.index, model.groups)
     rows = {}
