@@ -87,7 +87,7 @@ class Fit:
         Observations used.
     result : object
         The underlying statsmodels results object.
-    deviance : Deviance or None
+    deviance : object or None
         For mixed models, lme4's profiled deviance of the model and data
         (``lmmsim.inference.deviance``); None for OLS.
     theta : numpy.ndarray or None

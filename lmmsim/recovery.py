@@ -23,14 +23,15 @@ def recovery(fit: Fit, truth: Truth, *, fixed: str = "satterthwaite", variance: 
         From :func:`~lmmsim.fit.fit_lmm` or :func:`~lmmsim.fit.fit_ols`.
     truth : Truth
         The simulation's truth.
-    fixed : {"satterthwaite", "z"}
-        Intervals of the fixed effects of a mixed model: t with Satterthwaite degrees of
-        freedom (default, as lmerTest), or the normal (Wald z) interval. OLS fits keep
+    fixed : str
+        Intervals of the fixed effects of a mixed model: ``"satterthwaite"``, t with
+        Satterthwaite degrees of freedom (default, as lmerTest), or ``"z"``, the normal
+        (Wald) interval. OLS fits keep
         their own intervals.
-    variance : {"wald", "profile"}
-        Intervals of the SDs: Wald on the log scale (default; it never reaches 0), or
-        profile likelihood (as lme4's ``confint``; it reaches 0 when the data allow it,
-        and takes seconds).
+    variance : str
+        Intervals of the SDs: ``"wald"``, Wald on the log scale (default; it never
+        reaches 0), or ``"profile"``, profile likelihood (as lme4's ``confint``; it
+        reaches 0 when the data allow it, and takes seconds).
 
     Returns
     -------
