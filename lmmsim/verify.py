@@ -8,8 +8,11 @@ relative (SDs over σ_ε), so that every tolerance below is free of the outcome'
 - the gradient is small: a Newton step would lower d by less than ``DECREMENT_TOL``;
 - the Hessian of d over the free θ's is positive definite (of the log-likelihood:
   negative definite), and no step off a bound (a variance at 0) lowers d;
-- no better point: a bounded quasi-Newton search from the optimizers' points (and, when
-  the first one fails, from a default start too) finds nothing lower by ``GAP_TOL``.
+- no better point: a bounded quasi-Newton search from the optimizer's point finds nothing
+  lower by ``GAP_TOL``. When the first optimizer's point fails, the next ones are tried;
+  when none passes, the search also starts from lme4's start and a small one (with
+  Powell's derivative-free method where L-BFGS-B stalls near a bound), and the best point
+  found is kept.
 
 The reported fit is statsmodels' model evaluated at the best θ found (a zero-iteration
 refit), so its estimates are those of the maximum, not of wherever an optimizer stopped.
