@@ -5,13 +5,14 @@
     python3 tasks.py student   # build the student edition (no solutions) into _build/student/html
     python3 tasks.py test      # build both editions, then the full test suite (unit tests, every
                                # chapter re-executed with nbval, every page in headless Chromium)
-    python3 tasks.py format    # format the chapters' code cells with ruff (ruff.toml: 88 columns)
+    python3 tasks.py format    # format the chapters' code cells with ruff (book/ruff.toml: 88 columns)
 
 The virtual environment is (re)installed only when requirements.txt or pyproject.toml change.
 Notebooks execute through the jupyter-cache in _build/.jupyter_cache, so a rebuild without changes
 executes nothing. The cache keys on a notebook's code only, so it is cleared whenever the lmmsim
-package's files, the pinned requirements or the kernels' configuration (_ext/ipython_kernel_config.py) change (fingerprint in _build/.code-fingerprint): the
-site never shows numbers from old code. Both editions share the cache.
+package's files, the pinned requirements or the kernels' configuration
+(_ext/ipython_kernel_config.py) change (fingerprint in _build/.code-fingerprint): the site never
+shows numbers from old code. Both editions share the cache.
 
 The tests run in one pytest invocation on 2 workers (LMMSIM_TEST_WORKERS to change; 0 = serial);
 screenshots of every page land in _build/screenshots/. The browser tests use /usr/bin/chromium
@@ -208,7 +209,7 @@ CODE_CELL = re.compile(
 
 def format_cell(code: str) -> str:
     """One code cell through `ruff format` (the cell unchanged if ruff cannot parse it, e.g. magics)."""
-    result = subprocess.run([str(BIN / "ruff"), "format", "--config", str(ROOT / "ruff.toml"), "-"],
+    result = subprocess.run([str(BIN / "ruff"), "format", "--config", str(ROOT / "book" / "ruff.toml"), "-"],
                             input=code, capture_output=True, text=True)
     return result.stdout if result.returncode == 0 and code.strip() else code
 

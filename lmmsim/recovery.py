@@ -7,12 +7,17 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from lmmsim.fit import Fit
+from lmmsim.inference.profile import profile_intervals
 from lmmsim.truth import Truth
 
+FIXED_INTERVALS = ("satterthwaite", "z")
+VARIANCE_INTERVALS = ("wald", "profile")
 
-def recovery(fit: Fit, truth: Truth) -> pd.DataFrame:
+
+def recovery(fit: Fit, truth: Truth, *, fixed: str = "satterthwaite", variance: str = "wald") -> pd.DataFrame:
     """One row per true parameter: truth, estimate, SE, 95 % CI and whether it covers.
 
     Parameters
@@ -21,12 +26,22 @@ def recovery(fit: Fit, truth: Truth) -> pd.DataFrame:
         From :func:`~lmmsim.fit.fit_lmm` or :func:`~lmmsim.fit.fit_ols`.
     truth : Truth
         The simulation's truth.
+    fixed : str
+        Intervals of the fixed effects of a mixed model: ``"satterthwaite"``, t with
+        Satterthwaite degrees of freedom (default, as lmerTest), or ``"z"``, the normal
+        (Wald) interval. OLS fits keep
+        their own intervals.
+    variance : str
+        Intervals of the SDs: ``"wald"``, Wald on the log scale (default; it never
+        reaches 0), or ``"profile"``, profile likelihood (as lme4's ``confint``; it
+        reaches 0 when the data allow it, and takes seconds).
 
     Returns
     -------
     pandas.DataFrame
         Indexed by ``parameter``; columns ``truth``, ``estimate``, ``se``, ``ci_low``,
-        ``ci_high`` and ``covered`` (a nullable boolean: missing where the fit has no
+        ``ci_high``, ``method`` (how the interval was made), ``df`` (Satterthwaite, for
+        t intervals) and ``covered`` (a nullable boolean: missing where the fit has no
         interval). Parameters the fit does not estimate (the variance components, for
         OLS) have missing estimates. ``attrs["status"]`` holds the fit's status.
     """
@@ -34,13 +49,50 @@ def recovery(fit: Fit, truth: Truth) -> pd.DataFrame:
         raise ValueError(f"fit: got {type(fit).__name__}, expected an lmmsim Fit")
     if not isinstance(truth, Truth):
         raise ValueError(f"truth: got {type(truth).__name__}, expected an lmmsim Truth")
+    if fixed not in FIXED_INTERVALS:
+        raise ValueError(f"fixed: got {fixed!r}, expected one of {FIXED_INTERVALS}")
+    if variance not in VARIANCE_INTERVALS:
+        raise ValueError(f"variance: got {variance!r}, expected one of {VARIANCE_INTERVALS}")
+    estimates = _intervals(fit, fixed, variance)
     true = pd.Series(truth.parameters(), name="truth", dtype=float)
-    table = pd.DataFrame(true).join(fit.estimates, how="left")
+    table = pd.DataFrame(true).join(estimates, how="left")
     table.index.name = "parameter"
     has_ci = table["ci_low"].notna() & table["ci_high"].notna()
     covers = (table["ci_low"] <= table["truth"]) & (table["truth"] <= table["ci_high"])
     table["covered"] = pd.array(np.where(has_ci, covers, pd.NA), dtype="boolean")
     table.attrs["status"] = str(fit.status)
+    return table
+
+
+def _intervals(fit: Fit, fixed: str, variance: str) -> pd.DataFrame:
+    """The fit's estimates with the intervals asked for and a ``method`` column."""
+    table = fit.estimates.copy()
+    table["method"] = pd.Series(dtype=object)
+    table["df"] = np.nan
+    if table.empty:  # a failed fit
+        return table
+    is_variance = table.index.str.startswith(("sd(", "cor("))
+    if fit.deviance is None:  # OLS: the fit's own intervals
+        table.loc[~is_variance, "method"] = f"as fitted ({fit.method})"
+        return table
+    fe = table.index[~is_variance]
+    if fixed == "satterthwaite":
+        df = fit.satterthwaite()["df"].to_numpy()
+        half = stats.t.ppf(0.975, df) * table.loc[fe, "se"].to_numpy()
+        table.loc[fe, "df"] = df
+        table.loc[fe, "ci_low"] = table.loc[fe, "estimate"] - half
+        table.loc[fe, "ci_high"] = table.loc[fe, "estimate"] + half
+        table.loc[fe, "method"] = "t (Satterthwaite df)"
+    else:
+        table.loc[fe, "method"] = "z (Wald)"
+    sds = table.index[table.index.str.startswith("sd(")]
+    if variance == "profile":
+        profile = profile_intervals(fit, parameters=list(sds))
+        table.loc[sds, ["ci_low", "ci_high"]] = profile[["ci_low", "ci_high"]].to_numpy()
+        table.loc[sds, "method"] = "profile likelihood (ML, as lme4)"
+    else:
+        has = table.loc[sds, "ci_low"].notna()
+        table.loc[sds[has.to_numpy()], "method"] = "Wald (log scale)"
     return table
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import Z, crossed_design
+from scipy import stats
 
 from lmmsim import (
     Design,
@@ -187,7 +188,7 @@ def test_recovery_table_and_coverage():
     sim = simulate(scenarios.plant_growth(n_plots=24), seed=3)
     fit = fit_lmm(sim.data, scenarios.plant_growth.model)
     table = recovery(fit, sim.truth)
-    assert list(table.columns) == ["truth", "estimate", "se", "ci_low", "ci_high", "covered"]
+    assert list(table.columns) == ["truth", "estimate", "se", "ci_low", "ci_high", "method", "df", "covered"]
     assert table.index.name == "parameter"
     assert str(table["covered"].dtype) == "boolean"
     assert table.attrs["status"] == str(fit.status)
@@ -282,3 +283,31 @@ def test_blups_without_truth_and_bad_input():
         blups(fit_ols(sim.data, scenarios.schools.model))
     with pytest.raises(ValueError, match="truth: got Truth, expected a mapping"):
         blups(fit, sim.truth)  # type: ignore[arg-type]
+
+
+def test_fixed_effect_intervals_are_t_with_satterthwaite_df_unless_z_is_asked():
+    sim = simulate(scenarios.plant_growth(n_plots=9), seed=5)
+    fit = fit_lmm(sim.data, scenarios.plant_growth.model)
+    t_table, z_table = recovery(fit, sim.truth), recovery(fit, sim.truth, fixed="z")
+    fixed = list(fit.satterthwaite().index)
+    assert (t_table.loc[fixed, "method"] == "t (Satterthwaite df)").all()
+    assert (z_table.loc[fixed, "method"] == "z (Wald)").all() and z_table.loc[fixed, "df"].isna().all()
+    df = fit.satterthwaite()["df"]
+    np.testing.assert_allclose(t_table.loc[fixed, "df"], df)
+    half = (t_table.loc[fixed, "ci_high"] - t_table.loc[fixed, "ci_low"]) / 2
+    np.testing.assert_allclose(half, stats.t.ppf(0.975, df) * fit.estimates.loc[fixed, "se"])
+    # 9 plots: few df, so the t interval is clearly wider than the z interval.
+    assert (half > 1.05 * (z_table.loc[fixed, "ci_high"] - z_table.loc[fixed, "ci_low"]) / 2).all()
+
+
+def test_profile_intervals_of_the_sds_on_request():
+    sim = simulate(scenarios.cluster_trial(n_clusters=6, cluster_size=5, sigma_u=0.2), seed=2)
+    fit = fit_lmm(sim.data, scenarios.cluster_trial.model)
+    table = recovery(fit, sim.truth, variance="profile")
+    sds = ["sd(Intercept|cluster)", "sd(residual)"]
+    assert (table.loc[sds, "method"] == "profile likelihood (ML, as lme4)").all()
+    assert table.loc[sds, "covered"].notna().all()
+    with pytest.raises(ValueError, match="variance: got 'bootstrap'"):
+        recovery(fit, sim.truth, variance="bootstrap")
+    with pytest.raises(ValueError, match="fixed: got 'kr'"):
+        recovery(fit, sim.truth, fixed="kr")

@@ -70,7 +70,7 @@ def browser():
 
 @pytest.fixture(scope="module")
 def servers():
-    for edition, root in EDITIONS.items():
+    for root in EDITIONS.values():
         require_site(root, "python3 tasks.py test")
     with SiteServer(HTML) as main, SiteServer(STUDENT_HTML) as student:
         yield {"main": main, "student": student}
@@ -313,7 +313,7 @@ def test_site_shell_title_favicon_and_light_icons():
 
 
 CODE_CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(?P<options>(?::[^\n]*\n)*)(?P<code>.*?)^```[ \t]*$", re.S | re.M)
-CODE_WIDTH = 88  # ruff.toml; `python3 tasks.py format` reflows the cells
+CODE_WIDTH = 88  # book/ruff.toml; `python3 tasks.py format` reflows the cells
 
 
 def test_chapter_code_fits_a_narrow_column():

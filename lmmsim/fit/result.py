@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from lmmsim.fit.status import FitStatus
+from lmmsim.inference.satterthwaite import satterthwaite
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,11 @@ class Fit:
     result : object
         The underlying statsmodels results object (for what the properties below do not
         give).
+    deviance : object or None
+        For mixed models, lme4's profiled deviance of the model and data
+        (:mod:`lmmsim.inference.deviance`); None for OLS.
+    theta : numpy.ndarray or None
+        The estimate in lme4's parameterisation θ (relative covariance factor).
     """
 
     method: str
@@ -41,6 +47,18 @@ class Fit:
     loglik: float
     nobs: int
     result: Any = field(default=None, repr=False, compare=False)
+    deviance: Any = field(default=None, repr=False, compare=False)
+    theta: Any = field(default=None, repr=False, compare=False)
+
+    def satterthwaite(self, L: Any = None) -> pd.DataFrame:
+        """t tests of the fixed effects, or of contrasts ``L``, with Satterthwaite df.
+
+        See :func:`lmmsim.inference.satterthwaite.satterthwaite`: columns ``estimate``,
+        ``se``, ``df``, ``t``, ``p_value``.
+        """
+        if self.deviance is None:
+            raise ValueError(f"fit: Satterthwaite df need a mixed-model fit from fit_lmm, got {self.method}")
+        return satterthwaite(self, L)
 
     def _fitted_result(self, what: str) -> Any:
         if self.result is None:

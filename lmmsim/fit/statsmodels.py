@@ -17,8 +17,10 @@ import statsmodels.formula.api as smf
 from scipy import stats
 
 from lmmsim.design import INTERCEPT
+from lmmsim.fit import verify
 from lmmsim.fit.result import Fit
-from lmmsim.fit.status import FitStatus, captured_warnings, warning_messages, warns_convergence, warns_hessian
+from lmmsim.fit.status import FitStatus, captured_warnings, warning_messages
+from lmmsim.inference.deviance import deviance
 from lmmsim.model import ModelSpec, formula_error, prepare
 
 Z95 = stats.norm.ppf(0.975)
@@ -30,10 +32,10 @@ OPTIMIZERS = ("lbfgs", "powell", "nm")
 def fit_lmm(data: pd.DataFrame, model: ModelSpec, *, reml: bool = True, optimizers=OPTIMIZERS) -> Fit:
     """Fit a linear mixed model with statsmodels MixedLM.
 
-    Optimizers are tried in order until one converges, without warnings, at a verified
-    maximum (see :class:`FitStatus`); if none does, the attempt with the highest
-    log-likelihood among those that converged (or else among all) is returned, with a
-    status that says what went wrong.
+    Optimizers are tried in order until one stops at a verified maximum (see
+    ``lmmsim.fit.verify``); if none does, the profiled deviance is searched from several
+    starts too. The fit reported is statsmodels' model evaluated at the best point found,
+    with a status that says which optimizer won and what went wrong.
 
     Parameters
     ----------
@@ -53,6 +55,7 @@ def fit_lmm(data: pd.DataFrame, model: ModelSpec, *, reml: bool = True, optimize
     data = prepare(data, model)
     method = "REML" if reml else "ML"
     lmm = _mixedlm(data, model)
+    dev = deviance(data, model, reml=reml)
     attempts = []
     for optimizer in optimizers:
         with captured_warnings() as caught:
@@ -60,27 +63,24 @@ def fit_lmm(data: pd.DataFrame, model: ModelSpec, *, reml: bool = True, optimize
                 result = lmm.fit(reml=reml, method=optimizer)
                 _ = result.llf  # computed lazily: compute it here, so its warnings are caught too
             except (np.linalg.LinAlgError, ValueError) as err:
-                attempts.append((None, optimizer, (f"{type(err).__name__}: {err}",)))
+                attempts.append(verify.Attempt(optimizer, None, (f"{type(err).__name__}: {err}",)))
                 continue
         messages = warning_messages(caught)
-        attempts.append((result, optimizer, messages))
-        if _converged(attempts[-1]) and _at_maximum(result, messages):
+        attempts.append(verify.attempt(dev, optimizer, result, messages))
+        if attempts[-1].verified:
             break
-    fitted = [a for a in attempts if a[0] is not None]
-    if not fitted:
-        status = FitStatus(False, False, f"failed: {attempts[-1][2][0]}", attempts[-1][2], failed=True)
+    if not any(a.polished is not None for a in attempts):
+        why = attempts[-1].messages[0] if attempts[-1].messages else "the criterion is not finite at the estimate"
+        status = FitStatus(False, False, f"failed: {why}", attempts[-1].messages, failed=True)
         return Fit(method, _empty_estimates(), status, float("nan"), len(data))
-    # No optimizer stopped at a verified interior maximum (e.g. on the boundary, where the
-    # Hessian is singular): take the highest likelihood among the usable attempts.
-    result, optimizer, messages = max(
-        fitted, key=lambda a: (_converged(a) and not _degenerate(a[0]), _converged(a), a[0].llf)
-    )
-    estimates = _lmm_estimates(result, model)
-    status = _status(result, optimizer, messages, estimates)
+    settled = verify.settle(lmm, dev, attempts, reml)
+    result = settled.result
+    estimates = _lmm_estimates(result, model, np.sqrt(np.diag(dev.vcov(settled.theta))))
+    status = _status(settled, estimates)
     if status.boundary:
         variance_rows = ~estimates.index.isin(result.fe_params.index)
         estimates.loc[variance_rows, ["se", "ci_low", "ci_high"]] = np.nan
-    return Fit(method, estimates, status, float(result.llf), int(result.nobs), result)
+    return Fit(method, estimates, status, float(result.llf), int(result.nobs), result, dev, settled.theta)
 
 
 def _mixedlm(data: pd.DataFrame, model: ModelSpec):
@@ -97,115 +97,38 @@ def _mixedlm(data: pd.DataFrame, model: ModelSpec):
         raise formula_error("model", model.formula, err) from None
 
 
-def _converged(attempt) -> bool:
-    result, _, messages = attempt
-    return bool(result.converged) and not warns_convergence(messages)
-
-
-def _hessian_ok(messages: tuple[str, ...]) -> bool:
-    """The point is a strict local maximum, as far as statsmodels' warnings tell."""
-    return not warns_hessian(messages)
-
-
-# A converged fit is a stationary point: the Newton decrement ½ g'(−H)⁻¹g, by how much a
-# Newton step from the estimate would raise the log-likelihood, is below this many units.
-# (statsmodels' L-BFGS can stop on a plateau of its per-observation objective, tens of
-# units below the maximum, and still report convergence.)
-NEWTON_TOL = 1.0
-
-
-def _newton_decrement(result) -> float:
-    """½ g' Cov(ψ̂) g, with g the score of the variance parameters ψ at the estimate."""
-    k_fe = len(result.fe_params)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            _, score_re, score_vc = result.model.score_full(result.params_object, calc_fe=False)
-        except (np.linalg.LinAlgError, ValueError):
-            return np.inf
-    g = np.concatenate([np.ravel(score_re), np.ravel(score_vc)])
-    cov = np.asarray(result.cov_params())[k_fe:, k_fe:]
-    decrement = 0.5 * g @ cov @ g
-    return float(decrement) if np.isfinite(decrement) else np.inf
-
-
-def _stationary(result) -> bool:
-    return _newton_decrement(result) < NEWTON_TOL
-
-
-def _at_maximum(result, messages: tuple[str, ...]) -> bool:
-    """A verified interior maximum: no need to try another optimizer."""
-    return not _degenerate(result) and _hessian_ok(messages) and _stationary(result)
-
-
-# statsmodels treats a relative variance (variance / σ_ε²) below this as singular and
-# pseudo-inverts it, which amounts to an *infinite* variance: at such a point its fixed
-# effects and log-likelihood are wrong (e.g. an intercept of exactly 0).
-DEGENERATE_TOL = 1e-10
-
-
-def _degenerate(result) -> bool:
-    """The optimizer stopped where statsmodels' own estimates are unreliable."""
-    scale = float(result.scale)
-    if not (np.isfinite(scale) and scale > 0):
-        return True
-    cov = np.asarray(result.cov_re, dtype=float) / scale
-    vcomp = np.asarray(result.vcomp, dtype=float) / scale
-    small_re = cov.size > 0 and np.linalg.eigvalsh(cov).min() < DEGENERATE_TOL
-    small_vc = vcomp.size > 0 and vcomp.min() < DEGENERATE_TOL
-    return bool(small_re or small_vc)
-
-
-def _status(result, optimizer: str, messages: tuple[str, ...], estimates: pd.DataFrame) -> FitStatus:
-    converged = _converged((result, optimizer, messages))
-    if converged and _degenerate(result):
-        return FitStatus(
-            False,
-            True,
-            f"failed ({optimizer}): a variance is exactly zero, where statsmodels' fixed "
-            "effects and likelihood are unreliable",
-            messages,
-            failed=True,
-        )
+def _status(settled: verify.Settled, estimates: pd.DataFrame) -> FitStatus:
+    """Convergence as verified on the profiled deviance; the boundary judged on the estimates
+    relative to σ_ε (statsmodels' own "may be on the boundary" warning uses an absolute
+    threshold, so it depends on the unit of the outcome)."""
     sd_rows = estimates.index.str.startswith("sd(") & (estimates.index != "sd(residual)")
-    sigma = np.sqrt(result.scale)
+    sigma = estimates.loc["sd(residual)", "estimate"]
     small = estimates.index[sd_rows & (estimates["estimate"] < BOUNDARY_TOL * sigma)]
     cor_rows = estimates.index.str.startswith("cor(")
     extreme = estimates.index[cor_rows & (estimates["estimate"].abs() > 1 - 1e-6)]
-    # Judged on the estimates only: statsmodels' own "may be on the boundary" warning uses
-    # an absolute threshold (variance < 0.01), so it depends on the unit of the outcome.
     boundary = bool(len(small) or len(extreme))
-    if converged and not boundary and not _hessian_ok(messages):
-        # An interior point where the likelihood does not curve down in every direction:
-        # the optimizer stopped short of a maximum (seen with L-BFGS, far below the
-        # likelihood other optimizers reach). On the boundary this is expected.
-        converged = False
-        message = f"not converged ({optimizer}): the Hessian is not negative definite"
-    elif converged and not boundary and not _stationary(result):
-        converged = False
-        message = (
-            f"not converged ({optimizer}): a Newton step would raise the log-likelihood "
-            f"by {_newton_decrement(result):.3g}"
-        )
-    elif not converged:
-        message = f"not converged ({optimizer})"
-    elif boundary:
-        which = list(small) + list(extreme)
-        message = f"boundary (singular fit): {', '.join(which)}"
-    else:
-        message = "converged" if optimizer == OPTIMIZERS[0] else f"converged ({optimizer})"
-    return FitStatus(converged, boundary, message, messages)
+    message = settled.message
+    if boundary and settled.converged:
+        message = f"boundary (singular fit): {', '.join(list(small) + list(extreme))}"
+        message += f" ({settled.note})" if settled.note else ""
+    return FitStatus(settled.converged, boundary, message, settled.messages)
 
 
-def _lmm_estimates(result, model: ModelSpec) -> pd.DataFrame:
-    fe = pd.DataFrame({"estimate": result.fe_params, "se": result.bse_fe})
+def _lmm_estimates(result, model: ModelSpec, fe_se: np.ndarray) -> pd.DataFrame:
+    # The SEs of β are those of every REML package, √diag(σ² (X'V⁻¹X)⁻¹) (from lme4's
+    # deviance); statsmodels' bse_fe inverts the joint Hessian of β and the variance
+    # parameters, which is inflated where the latter is nearly singular.
+    fe = pd.DataFrame({"estimate": result.fe_params, "se": fe_se})
     fe["ci_low"] = fe["estimate"] - Z95 * fe["se"]
     fe["ci_high"] = fe["estimate"] + Z95 * fe["se"]
 
     # statsmodels orders its variance parameters as: lower triangle of cov_re, then the
     # variance components. Their SEs: see `variance_covariance` (a Monte Carlo check in
     # tests/test_fit.py confirms the calibration).
-    var_var = np.diag(variance_covariance(result))
+    try:
+        var_var = np.diag(variance_covariance(result))
+    except np.linalg.LinAlgError:  # a variance at (next to) 0: no Wald SEs there
+        var_var = np.full(len(result.params) - len(result.fe_params), np.nan)
     var_se = np.sqrt(np.where(var_var > 0, var_var, np.nan))  # none where the Hessian is not definite
     terms = _re_terms(result.cov_re.index, model.groups)
     rows = {}

@@ -43,14 +43,17 @@ class FitStatus:
     Attributes
     ----------
     converged : bool
-        The optimizer reported convergence, raised no convergence warning, and stopped at
-        a maximum: unless on the boundary, the Hessian is negative definite and a Newton
-        step would raise the log-likelihood by less than ``NEWTON_TOL`` (1 unit).
+        The fit is at a verified local maximum of the criterion (see
+        :mod:`lmmsim.fit.verify`): gradient negligible, Hessian of the profiled criterion
+        negative definite off the bounds, and no better point found from the other
+        optimizers' points and several starts.
     boundary : bool
         A variance component is (numerically) zero or a correlation is ±1: the fit is
         singular and its variance-component inference is unreliable.
     message : str
-        One line for people: ``"converged"``, or what went wrong.
+        One line for people: ``"converged"``; ``"converged (powell; lbfgs fell short by 2.1
+        log-likelihood units)"`` when the first optimizer's point was not the maximum;
+        ``"boundary (singular fit): ..."``; or what went wrong.
     warnings : tuple of str
         Every distinct warning raised while fitting.
     failed : bool
