@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
-from lmmsim import fit_lmm, verify
-from lmmsim.fit import prepare
+from lmmsim import fit_lmm
+from lmmsim.fit import verify
 from lmmsim.inference.deviance import deviance
+from lmmsim.model import prepare
 
 REFERENCE = ROOT / "tests" / "reference"
 sys.path.insert(0, str(REFERENCE))

@@ -56,8 +56,6 @@ class Fit:
         See :func:`lmmsim.inference.satterthwaite.satterthwaite`: columns ``estimate``,
         ``se``, ``df``, ``t``, ``p_value``.
         """
-        if self.deviance is None:
-            raise ValueError(f"fit: Satterthwaite df need a mixed-model fit from fit_lmm, got {self.method}")
         return satterthwaite(self, L)
 
     def _fitted_result(self, what: str) -> Any:

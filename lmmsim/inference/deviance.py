@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import patsy
-from scipy import linalg
+from scipy import linalg, sparse
 
 from lmmsim.design import INTERCEPT
 from lmmsim.model import ModelSpec
@@ -187,22 +187,27 @@ def deviance(data: pd.DataFrame, model: ModelSpec, *, reml: bool = True) -> Devi
         blocks.append((col, n_groups, k))
         col += Z.shape[1]
     for name, formula in model.vc_formula.items():
-        V = _group_columns(formula, data).to_numpy()
-        # One effect per (group, column) that the group's rows touch, as statsmodels does.
-        pieces = [np.where((groups == g)[:, None], V, 0.0) for g in range(n_groups)]
-        Z = np.concatenate(pieces, axis=1)
-        Z = Z[:, np.any(Z != 0, axis=0)]
+        Z = _group_effects(_group_columns(formula, data).to_numpy(), groups)
         terms.append(Term(name, (INTERCEPT,), False))
         Zs.append(Z)
         blocks.append((col, Z.shape[1], 1))
         col += Z.shape[1]
-    Z = np.concatenate(Zs, axis=1)
+    Z = sparse.hstack([sparse.csr_matrix(z) for z in Zs], format="csr")
     Xn = X.to_numpy()
     lower = np.concatenate([_lower_bounds(t) for t in terms])
     return Deviance(
-        tuple(terms), tuple(X.columns), lower, _lam_index(terms, blocks), Z.T @ Z, Z.T @ Xn, Z.T @ y,
-        Xn.T @ Xn, Xn.T @ y, float(y @ y), len(y), reml,
+        tuple(terms), tuple(X.columns), lower, _lam_index(terms, blocks), (Z.T @ Z).toarray(),
+        np.asarray(Z.T @ Xn), np.asarray(Z.T @ y), Xn.T @ Xn, Xn.T @ y, float(y @ y), len(y), reml,
     )
+
+
+def _group_effects(V: np.ndarray, groups: np.ndarray) -> sparse.csr_matrix:
+    """One effect per (group, column of V) that the group's rows touch, as statsmodels
+    reads a variance component: group-major columns, built sparse (a dense n × groups ×
+    columns array would not fit in memory for thousands of classrooms)."""
+    rows, cols = np.nonzero(V)
+    keys, column = np.unique(groups[rows] * V.shape[1] + cols, return_inverse=True)
+    return sparse.csr_matrix((V[rows, cols], (rows, column)), shape=(V.shape[0], len(keys)))
 
 
 def _lower_bounds(term: Term) -> np.ndarray:
