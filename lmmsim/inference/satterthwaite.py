@@ -94,5 +94,5 @@ def satterthwaite(fit: Any, L: np.ndarray | pd.DataFrame | None = None) -> pd.Da
         unknown = sorted(set(L.columns) - set(names))
         if unknown:
             raise ValueError(f"L: columns {unknown} are not fixed effects; expected some of {names}")
-        return contrasts(dev, theta, L.reindex(columns=names, fill_value=0.0).to_numpy()).set_axis(L.index)
+        return contrasts(dev, theta, L.reindex(columns=names).fillna(0.0).to_numpy()).set_axis(L.index)
     return contrasts(dev, theta, np.asarray(L, dtype=float))
