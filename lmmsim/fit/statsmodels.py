@@ -8,8 +8,6 @@ otherwise scroll past unseen.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import patsy
@@ -17,8 +15,17 @@ import statsmodels.formula.api as smf
 from scipy import stats
 
 from lmmsim.design import INTERCEPT
+from lmmsim.fit.ols import rank_deficiency
 from lmmsim.fit.result import Fit
-from lmmsim.fit.status import FitStatus, captured_warnings, warning_messages, warns_convergence, warns_hessian
+from lmmsim.fit.status import (
+    FitStatus,
+    captured_warnings,
+    exclusive,
+    ignored_warnings,
+    warning_messages,
+    warns_convergence,
+    warns_hessian,
+)
 from lmmsim.model import ModelSpec, formula_error, prepare
 
 Z95 = stats.norm.ppf(0.975)
@@ -49,10 +56,24 @@ def fit_lmm(data: pd.DataFrame, model: ModelSpec, *, reml: bool = True, optimize
     Returns
     -------
     Fit
+
+    Notes
+    -----
+    Thread-safe: statsmodels' warnings choose the optimizer and the status, so fits in
+    different threads of one process take turns (see :func:`~lmmsim.fit.status.exclusive`).
     """
+    with exclusive():
+        return _fit_lmm(data, model, reml, optimizers)
+
+
+def _fit_lmm(data: pd.DataFrame, model: ModelSpec, reml: bool, optimizers) -> Fit:
     data = prepare(data, model)
     method = "REML" if reml else "ML"
     lmm = _mixedlm(data, model)
+    deficient = rank_deficiency(lmm.exog, lmm.exog_names)
+    if deficient:
+        status = FitStatus(False, message=f"failed: {deficient}", failed=True)
+        return Fit(method, _empty_estimates(), status, float("nan"), len(data))
     attempts = []
     for optimizer in optimizers:
         with captured_warnings() as caught:
@@ -117,8 +138,7 @@ NEWTON_TOL = 1.0
 def _newton_decrement(result) -> float:
     """½ g' Cov(ψ̂) g, with g the score of the variance parameters ψ at the estimate."""
     k_fe = len(result.fe_params)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignored_warnings():
         try:
             _, score_re, score_vc = result.model.score_full(result.params_object, calc_fe=False)
         except (np.linalg.LinAlgError, ValueError):
@@ -261,8 +281,7 @@ def variance_covariance(result) -> np.ndarray:
         cov[tril] = values[: len(tril[0])]
         cov = cov + np.tril(cov, -1).T
         vc = values[len(tril[0]):]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with ignored_warnings():
             fe, _ = model.get_fe_params(cov, vc)
             return float(model.get_scale(fe, cov, vc))
 
