@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lmmsim: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
-        detail = f": {err}" if str(err) else ""
+        detail = f"; {err}" if str(err) else ""  # e.g. "N of M replications saved in FOLDER"
         print(f"lmmsim: interrupted{detail}", file=sys.stderr)
         return 130  # 128 + SIGINT, as shells report it
     return 0
