@@ -132,11 +132,12 @@ def test_concurrent_writers_one_wins(tmp_path):
                                        analyses="ols,lmm_t", progress=False))
 
 
-def test_ctrl_c_says_what_is_saved(tmp_path):
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["serial", "processes"])
+def test_ctrl_c_says_what_is_saved(tmp_path, workers):
     folder = tmp_path / "c"
     proc = start_cli(["montecarlo", "cluster_trial", "--reps", "1000000", "--seed", "1", "--set", "n_clusters=6",
                       "--set", "cluster_size=4", "--analyses", "ols", "--checkpoint", str(folder),
-                      "--out", str(tmp_path / "r.csv")], tmp_path)
+                      "--out", str(tmp_path / "r.csv"), *workers], tmp_path)
     try:
         for _ in range(1200):  # up to 10 minutes on a loaded machine
             if folder.is_dir() and _chunk_files(folder):
