@@ -29,7 +29,8 @@ def fit_ols(data: pd.DataFrame, model: ModelSpec, *, cluster: bool = False) -> F
     Returns
     -------
     Fit
-        With ``sd(residual)`` as the only variance parameter.
+        With ``sd(residual)`` as the only variance parameter; ``failed``, without estimates,
+        if X is rank deficient (see :func:`rank_deficiency`).
     """
     data = prepare(data, model)
     try:

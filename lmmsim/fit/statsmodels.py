@@ -59,6 +59,10 @@ def fit_lmm(data: pd.DataFrame, model: ModelSpec, *, reml: bool = True, optimize
 
     Notes
     -----
+    A rank-deficient X (a constant column beside the intercept, a level that dropout
+    emptied) does not identify the fixed effects: the fit is ``failed``, with a message
+    saying so, and has no estimates.
+
     Thread-safe: statsmodels' warnings choose the optimizer and the status, so fits in
     different threads of one process take turns (see :func:`~lmmsim.fit.status.exclusive`).
     """

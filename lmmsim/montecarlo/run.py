@@ -90,7 +90,10 @@ def run(
     Raises
     ------
     ValueError
-        For invalid arguments, before anything is simulated.
+        For invalid arguments, before anything is simulated, and for a checkpoint folder
+        that another run is using or that holds another run's results.
+    Interrupted
+        On Ctrl-C (a ``KeyboardInterrupt``): says how many replications the checkpoint holds.
     """
     plan = make_plan(study, reps=reps, seed=seed, analyses=analyses, params=params, grid=grid, model=model,
                      coefs=coefs, chunk_size=chunk_size, fast=fast)
