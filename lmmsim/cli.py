@@ -13,6 +13,7 @@ from typing import Any
 
 from lmmsim import scenarios
 from lmmsim.course import course_datasets, read_roster
+from lmmsim.course.roster import stale_files
 from lmmsim.io import csv_text, write_files
 from lmmsim.simulate import simulate
 
@@ -73,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--roster", type=Path, help="CSV with a student_id column (one dataset per student)")
     sim.add_argument("--course-seed", type=_nonnegative, help="course seed (with --roster)")
     sim.add_argument("--outdir", type=Path, help="folder for the students' files (with --roster)")
+    sim.add_argument("--force", action="store_true",
+                     help="with --roster: replace another roster's files in --outdir (those its answer key lists)")
 
     mc = commands.add_parser("montecarlo", help="run a Monte Carlo study and print its performance summary")
     mc.add_argument("scenario", help="scenario name (see `lmmsim scenarios`)")
@@ -131,6 +134,7 @@ def _simulate(args: argparse.Namespace) -> str:
             raise ValueError(f"--outdir: folder {str(args.outdir.parent)!r} does not exist")
         if args.outdir.exists() and not args.outdir.is_dir():
             raise ValueError(f"--outdir: {str(args.outdir)!r} is a file, expected a folder")
+        stale = stale_files(args.outdir, files, args.force)
         created = not args.outdir.exists()
         args.outdir.mkdir(exist_ok=True)
         try:
@@ -139,11 +143,15 @@ def _simulate(args: argparse.Namespace) -> str:
             if created:
                 args.outdir.rmdir()
             raise
+        for path in stale:  # the previous roster's students who are not in this one
+            path.unlink()
         n = (len(files) - 1) // 2
         return f"wrote {n} datasets, {n} answer templates and answer_key.json to {args.outdir}"
     for flag, value in (("--seed", args.seed), ("--out", args.out), ("--truth", args.truth)):
         if value is None:
             raise UsageError(f"{flag} is required (or use --roster for coursework)")
+    if args.force:
+        raise UsageError("--force applies only with --roster")
     if args.out.resolve() == args.truth.resolve():
         raise UsageError("--out and --truth must be different files")
     sim = simulate(scenario(**params), args.seed, provenance={"scenario": scenario.name, "parameters": params})
@@ -226,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lmmsim: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
-        detail = f": {err}" if str(err) else ""
+        detail = f"; {err}" if str(err) else ""  # e.g. "N of M replications saved in FOLDER"
         print(f"lmmsim: interrupted{detail}", file=sys.stderr)
         return 130  # 128 + SIGINT, as shells report it
     return 0

@@ -39,6 +39,11 @@ def test_batch_form_equals_per_dataset_form(name, sims, batch):
     result = analysis.fit_batch(batch, COEFS)
     for r, sim in enumerate(sims):
         one = analysis(sim.data, MODEL, COEFS)
+        # a parameter the analysis cannot estimate (cluster_means: x) is a failed row here;
+        # in a run the engine adds it to the batch's rows too (see below)
+        estimable = one["parameter"].isin(result.parameters)
+        assert (one.loc[~estimable, "status"] == "failed").all()
+        one = one[estimable].reset_index(drop=True)
         assert list(one["parameter"]) == list(result.parameters)
         assert set(one["status"]) <= {"ok", "boundary"}
         assert result.status[r] == one["status"].iloc[0]
@@ -60,7 +65,7 @@ def test_between_within_df_and_cluster_means(sims):
     t = an.ANALYSES["lmm_t"](data, MODEL)
     assert t.set_index("parameter")["df"].to_dict() == {"treatment": 12 - 2, "x": 96 - 12 - 1}
     means = an.ANALYSES["cluster_means"](data, MODEL, COEFS)
-    assert list(means["parameter"]) == ["treatment"]  # x varies within clusters
+    assert list(means["status"]) == ["ok", "failed"]  # x varies within clusters: no estimate
     assert means["df"].iloc[0] == 12 - 2
     ols = an.ANALYSES["ols"](data, MODEL)
     assert ols["df"].iloc[0] == 96 - 3
@@ -128,3 +133,31 @@ def test_cluster_level_t_tests_hold_their_level(null_run, name):
     r = rejection(p)
     mcse = np.sqrt(0.05 * 0.95 / r.n)
     assert abs(r.value - 0.05) < 4 * mcse
+
+
+def _rows(table):
+    return list(zip(table["parameter"], table["status"]))
+
+
+def test_every_requested_parameter_has_a_row(sims):
+    """cluster_means cannot estimate x (it varies within clusters): a failed row says so, in
+    the API, in both paths of a Monte Carlo run, and nothing vanishes."""
+    table = an.ANALYSES["cluster_means"](sims[0].data, MODEL, COEFS)
+    assert _rows(table) == [("treatment", "ok"), ("x", "failed")]
+    assert "cluster_means gives no estimate of x" in table["message"].iloc[1]
+    for fast in (True, False):
+        results = mc.run(scenarios.cluster_trial, params={"n_clusters": 6, "cluster_size": 4}, reps=3, seed=1,
+                         analyses="cluster_means,ols", coefs=["x"], chunk_size=2, fast=fast, progress=False)
+        assert list(zip(results["rep"], results["analysis"], results["status"])) == [
+            (r, a, "failed" if a == "cluster_means" else "ok") for r in range(3) for a in ("cluster_means", "ols")]
+        assert results.query("analysis == 'cluster_means'")["message"].str.contains("no estimate of x").all()
+
+
+def test_complete_adds_the_missing_rows_in_order():
+    from lmmsim.analyses.base import complete, frame
+
+    table = frame(["b"], estimate=1.0)
+    out = complete(table, ["a", "b", "c"], "mine")
+    assert _rows(out) == [("a", "failed"), ("b", "ok"), ("c", "failed")]
+    assert out["estimate"].iloc[1] == 1.0 and out["estimate"].iloc[[0, 2]].isna().all()
+    assert complete(table, ["b"], "mine") is table

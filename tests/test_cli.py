@@ -246,6 +246,32 @@ def test_existing_outdir_is_reused(workdir, monkeypatch, capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_outdir_of_another_roster_is_refused_unless_force(workdir, monkeypatch, capsys):
+    monkeypatch.chdir(workdir)
+    (workdir / "r1.csv").write_text("student_id\nann\nbob\n", encoding="utf-8")
+    (workdir / "r2.csv").write_text("student_id\ncy\nann\n", encoding="utf-8")
+    base = ["simulate", "schools", "--set", "n_schools=6", "--outdir", "out"]
+    assert main([*base, "--roster", "r1.csv", "--course-seed", "1"]) == 0
+    (workdir / "out" / "notes.txt").write_text("keep\n")
+    capsys.readouterr()
+    assert main([*base, "--roster", "r1.csv", "--course-seed", "1"]) == 0  # the same roster again: fine
+    before = snapshot(workdir)
+    for roster, seed in (("r2.csv", "1"), ("r1.csv", "2")):  # another roster, another course seed
+        assert main([*base, "--roster", roster, "--course-seed", seed]) == 2
+        line = assert_one_line_error(capsys.readouterr().err)
+        assert "holds the files of another roster" in line and "--force" in line
+        assert snapshot(workdir) == before
+    assert main([*base, "--roster", "r2.csv", "--course-seed", "1", "--force"]) == 0
+    assert sorted(os.listdir(workdir / "out")) == ["ann.csv", "ann_answers.csv", "answer_key.json", "cy.csv",
+                                                   "cy_answers.csv", "notes.txt"]
+    assert list(json.loads((workdir / "out" / "answer_key.json").read_text())["students"]) == ["cy", "ann"]
+    # files of this roster's names without an answer key are not overwritten silently either
+    (workdir / "out" / "answer_key.json").unlink()
+    assert main([*base, "--roster", "r2.csv", "--course-seed", "1"]) == 2
+    assert "no answer_key.json" in assert_one_line_error(capsys.readouterr().err)
+    assert main(["simulate", "schools", "--seed", "1", "--out", "d.csv", "--truth", "t.json", "--force"]) == 2
+
+
 # ---------------------------------------------------------------- grade
 
 

@@ -249,3 +249,16 @@ def test_cli_checks_the_output_folder_and_scenario(tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 3 and "folder" in err[0] and "galaxy" in err[1] and "--reps" in err[2]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_keeps_the_rows_an_analysis_cannot_estimate(tmp_path, capsys):
+    out = tmp_path / "results.csv"
+    argv = ["montecarlo", "cluster_trial", "--reps", "4", "--seed", "1", "--set", "n_clusters=6", "--set",
+            "cluster_size=4", "--analyses", "cluster_means,ols", "--coefs", "x", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "cluster_means" in printed and f"wrote 8 rows to {out}" in printed
+    table = pd.read_csv(out, keep_default_na=False)
+    failed = table.query("analysis == 'cluster_means'")
+    assert len(failed) == 4 and (failed["status"] == "failed").all()
+    assert failed["message"].str.contains("gives no estimate of x").all()

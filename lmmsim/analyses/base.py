@@ -262,14 +262,38 @@ class Analysis:
 
 def guarded(analysis: Analysis, data: pd.DataFrame, model: ModelSpec, coefs: tuple[str, ...]) -> pd.DataFrame:
     """Run ``analysis.fit``; an exception becomes a ``"failed"`` row per coefficient and
-    warnings are appended to the message."""
+    warnings are appended to the message. Every parameter the analysis reports has a row
+    (see :func:`complete`)."""
+    expected = analysis.parameters(model, coefs)
     with captured_warnings() as caught:
         try:
             table = analysis.fit(data, model, coefs)
         except Exception as err:  # noqa: BLE001 - every failure is recorded, none lost
             message = f"failed: {type(err).__name__}: {err}"
-            table = frame(analysis.parameters(model, coefs), status="failed", message=message)
+            table = frame(expected, status="failed", message=message)
     if caught:
         extra = describe_warnings(caught)
         table["message"] = [join(m, extra) for m in table["message"]]
-    return table
+    return complete(table, expected, analysis.name)
+
+
+def complete(table: pd.DataFrame, expected: Sequence[str], name: str, reps=None) -> pd.DataFrame:
+    """``table`` with a ``"failed"`` row for each parameter in ``expected`` it lacks, so that
+    no requested parameter vanishes from a result.
+
+    With ``reps`` (the replications of a batch; ``table`` has a ``rep`` column) each
+    replication gets the rows; rows are ordered by replication, then as in ``expected``.
+    """
+    missing = [p for p in expected if p not in set(table["parameter"])]
+    if not missing:
+        return table
+    message = (f"failed: {name} gives no estimate of {', '.join(missing)} for this model and data "
+               "(it reports only the parameters it can estimate)")
+    filler = frame(missing, status="failed", message=message)
+    if reps is not None:
+        filler = pd.concat([filler.assign(rep=r, analysis=name) for r in reps], ignore_index=True)
+    order = {p: i for i, p in enumerate(expected)}
+    out = pd.concat([table, filler], ignore_index=True)
+    keys = out["parameter"].map(order).fillna(len(order))
+    keys = keys if reps is None else out["rep"] * (len(order) + 1) + keys
+    return out.iloc[np.argsort(keys.to_numpy(), kind="stable")].reset_index(drop=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from lmmsim.analyses.base import BatchFits, batch_result, wald_frame
-from lmmsim.fit.ols import fit_ols_arrays
+from lmmsim.fit.ols import fit_ols_arrays, rank_deficiency
 from lmmsim.inference import cluster_level
 from lmmsim.simulate.batch import design_matrices
 
@@ -18,6 +18,9 @@ def cluster_means(data, model, coefs):
     keep = [c for c in coefs if between[list(X.columns).index(c)]]
     first = np.unique(codes, return_index=True)[1]
     Xb = X.loc[:, between].to_numpy()[first]
+    deficient = rank_deficiency(Xb, X.columns[between])
+    if deficient:
+        raise ValueError(f"cluster level: {deficient}")
     ybar = np.bincount(codes, weights=y) / np.bincount(codes)
     beta, *_ = np.linalg.lstsq(Xb, ybar, rcond=None)
     df = J - Xb.shape[1]

@@ -16,9 +16,16 @@ def _diag(m):
     return np.diagonal(m, axis1=-2, axis2=-1)
 
 
+def _fitted(fit):
+    """The statsmodels result of an OLS fit; a failed fit (rank-deficient X) raises, saying why."""
+    if fit.status.failed:
+        raise ValueError(fit.status.message.removeprefix("failed: "))
+    return fit.result
+
+
 def ols(data, model, coefs):
     """Naive OLS: ignores the grouping; t test with N − p df."""
-    r = fit_ols(data, model).result
+    r = _fitted(fit_ols(data, model))
     return wald_frame(coefs, r.params[list(coefs)], r.bse[list(coefs)], float(r.df_resid))
 
 
@@ -37,7 +44,7 @@ def ols_cluster(data, model, coefs):
     """OLS with cluster-robust SEs (statsmodels' small-sample factor); t test with J − 1 df."""
     fit = fit_ols(data, model, cluster=True)
     J = prepare(data, model)[model.groups].nunique()
-    r = fit.result
+    r = _fitted(fit)
     return wald_frame(coefs, r.params[list(coefs)], r.bse[list(coefs)], float(J - 1))
 
 

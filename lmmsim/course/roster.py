@@ -85,3 +85,47 @@ def course_datasets(
         )
     files["answer_key.json"] = json.dumps(key, indent=2, allow_nan=False) + "\n"
     return files
+
+
+def stale_files(outdir: str | Path, files: dict[str, str], force: bool = False) -> list[Path]:
+    """Check that the roster ``files`` (from :func:`course_datasets`) may be written to
+    ``outdir``; returns the files of a previous roster there that they do not replace
+    (to remove after writing, with ``force``).
+
+    The folder may be new, hold other files (not a roster's), or hold this same roster (the
+    same answer key: a rerun). Another roster (a different answer key: other students,
+    course seed, scenario or parameters), or files of this roster's names without an answer
+    key, are refused unless ``force``; then the previous roster's files, exactly those its
+    answer key lists, are returned (other files are left alone).
+
+    Raises
+    ------
+    ValueError
+        If the folder holds other files and ``force`` is false.
+    """
+    outdir = Path(outdir)
+    key_path = outdir / "answer_key.json"
+    old_key = key_path.read_text(encoding="utf-8") if key_path.is_file() else None
+    clash = [name for name in files if (outdir / name).exists()]
+    if old_key == files["answer_key.json"] or (old_key is None and not clash):
+        return []
+    listed = _listed_files(old_key)
+    if not force:
+        what = (f"files this roster would replace ({clash[0]}, ...) but no answer_key.json" if old_key is None else
+                "the files of another roster (its answer_key.json differs: other students, course seed, "
+                "scenario or parameters)")
+        raise ValueError(f"--outdir: {str(outdir)!r} holds {what}; use another folder, or --force to replace them")
+    return [outdir / name for name in listed if name not in files and (outdir / name).is_file()]
+
+
+def _listed_files(key_text: str | None) -> list[str]:
+    """The files of the roster an answer key describes (none if it cannot be read)."""
+    try:
+        students = json.loads(key_text or "")["students"]
+    except (ValueError, KeyError, TypeError):
+        return []
+    if not isinstance(students, dict):
+        return []
+    names = [n for sid in students if isinstance(sid, str) and _SAFE_ID.fullmatch(sid)
+             for n in (f"{sid}.csv", f"{sid}{TEMPLATE_SUFFIX}")]
+    return [*names, "answer_key.json"]

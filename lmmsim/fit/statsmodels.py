@@ -8,8 +8,6 @@ otherwise scroll past unseen.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import patsy
@@ -18,8 +16,9 @@ from scipy import stats
 
 from lmmsim.design import INTERCEPT
 from lmmsim.fit import verify
+from lmmsim.fit.ols import rank_deficiency
 from lmmsim.fit.result import Fit
-from lmmsim.fit.status import FitStatus, captured_warnings, warning_messages
+from lmmsim.fit.status import FitStatus, captured_warnings, exclusive, ignored_warnings, warning_messages
 from lmmsim.inference.deviance import deviance
 from lmmsim.model import ModelSpec, formula_error, prepare
 
@@ -51,10 +50,28 @@ def fit_lmm(data: pd.DataFrame, model: ModelSpec, *, reml: bool = True, optimize
     Returns
     -------
     Fit
+
+    Notes
+    -----
+    A rank-deficient X (a constant column beside the intercept, a level that dropout
+    emptied) does not identify the fixed effects: the fit is ``failed``, with a message
+    saying so, and has no estimates.
+
+    Thread-safe: statsmodels' warnings choose the optimizer and the status, so fits in
+    different threads of one process take turns (see :func:`~lmmsim.fit.status.exclusive`).
     """
+    with exclusive():
+        return _fit_lmm(data, model, reml, optimizers)
+
+
+def _fit_lmm(data: pd.DataFrame, model: ModelSpec, reml: bool, optimizers) -> Fit:
     data = prepare(data, model)
     method = "REML" if reml else "ML"
     lmm = _mixedlm(data, model)
+    deficient = rank_deficiency(lmm.exog, lmm.exog_names)
+    if deficient:
+        status = FitStatus(False, message=f"failed: {deficient}", failed=True)
+        return Fit(method, _empty_estimates(), status, float("nan"), len(data))
     dev = deviance(data, model, reml=reml)
     attempts = []
     for optimizer in optimizers:
@@ -184,8 +201,7 @@ def variance_covariance(result) -> np.ndarray:
         cov[tril] = values[: len(tril[0])]
         cov = cov + np.tril(cov, -1).T
         vc = values[len(tril[0]):]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with ignored_warnings():
             fe, _ = model.get_fe_params(cov, vc)
             return float(model.get_scale(fe, cov, vc))
 

@@ -14,6 +14,7 @@ warnings raised; :attr:`FitStatus.code` is one of :data:`lmmsim.schema.STATUSES`
 from __future__ import annotations
 
 import contextlib
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -84,12 +85,38 @@ class FitStatus:
         return self.message
 
 
+# ``warnings.catch_warnings`` swaps process-wide state (the filters and ``showwarning``),
+# so two threads capturing at once lose or steal each other's warnings -- and the warnings
+# decide statsmodels' optimizer and the fit's status. Every capture holds this lock (it
+# is re-entrant: captures nest), so fits in threads take turns and record exactly what a
+# serial run records.
+_CAPTURE = threading.RLock()
+
+
 @contextlib.contextmanager
 def captured_warnings() -> Iterator[list[warnings.WarningMessage]]:
-    """Record every warning raised in the block (none is shown); yields the list."""
-    with warnings.catch_warnings(record=True) as caught:
+    """Record every warning raised in the block (none is shown); yields the list.
+
+    Thread-safe: the block holds a process-wide lock, so blocks in different threads run
+    one at a time (fitting in threads gives the results of fitting serially).
+    """
+    with _CAPTURE, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         yield caught
+
+
+def exclusive() -> threading.RLock:
+    """The lock :func:`captured_warnings` holds: hold it around code that raises warnings
+    (statsmodels) so that they cannot land in another thread's capture."""
+    return _CAPTURE
+
+
+@contextlib.contextmanager
+def ignored_warnings() -> Iterator[None]:
+    """Ignore every warning raised in the block (thread-safe like :func:`captured_warnings`)."""
+    with _CAPTURE, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def describe_warnings(caught, where: str = "") -> str:

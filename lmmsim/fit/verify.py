@@ -20,13 +20,13 @@ refit), so its estimates are those of the maximum, not of wherever an optimizer 
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import optimize
 
+from lmmsim.fit.status import ignored_warnings
 from lmmsim.inference.derivatives import gradient, hessian
 from lmmsim.inference.deviance import Deviance
 
@@ -102,8 +102,7 @@ def _packed(theta: np.ndarray, dev: Deviance, model: Any) -> np.ndarray:
 
 def refit_at(lmm: Any, theta: np.ndarray, dev: Deviance, reml: bool) -> Any:
     """statsmodels' results at θ, without optimising (a zero-iteration fit)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "failed to converge": no iteration was asked for
+    with ignored_warnings():  # "failed to converge": no iteration was asked for
         result = lmm.fit(reml=reml, start_params=_packed(theta, dev, lmm), method="bfgs", maxiter=0)
         _ = result.llf, result.bse  # computed lazily: their warnings (y constant, say) are silenced here too
         return result

@@ -49,10 +49,13 @@ rounding), so both paths analyse the same datasets.
 
 Executors
 ---------
-``executor=None`` runs serially. Any ``concurrent.futures`` executor works; use a
-``ProcessPoolExecutor`` (statsmodels fits record warnings, which is not thread-safe).
-A ``dask.distributed.Client`` runs the chunks on its cluster. A study given as your own
-function must be importable (defined in a module) for process pools.
+``executor=None`` runs serially. Any ``concurrent.futures`` executor works, and a
+``dask.distributed.Client`` runs the chunks on its cluster (any threads per worker); all
+give the same table. Threads of one process fit with statsmodels one at a time (its
+warnings, which choose the optimizer and the status, are process-wide state), so for
+speed use processes (``ProcessPoolExecutor``, or dask workers with one thread each). A
+study given as your own function must be importable (defined in a module) for process
+pools.
 
 Failures
 --------
@@ -64,7 +67,12 @@ Checkpoints
 -----------
 With ``checkpoint=FOLDER`` every finished chunk is written to the folder atomically;
 running again with the same arguments reuses finished chunks and computes only the
-rest, and returns the same table as an uninterrupted run. ``reps`` may be increased
+rest, and returns the same table as an uninterrupted run. A run holds the folder while
+it runs (a second run on it is refused), and a chunk file is reused only if it is
+complete and was written by the same run with the same lmmsim code (otherwise it is
+computed again); see :mod:`lmmsim.montecarlo.checkpoint`. Ctrl-C raises
+:class:`~lmmsim.montecarlo.run.Interrupted` (a ``KeyboardInterrupt``) saying how many
+replications are saved. ``reps`` may be increased
 between runs (chunks are keyed by their replications).
 
 Stages

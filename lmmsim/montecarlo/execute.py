@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from lmmsim.analyses import Analysis, BatchFits, BatchResult, fit_batch, guarded
+from lmmsim.analyses.base import complete
 from lmmsim.fit.status import captured_warnings, describe_warnings
 from lmmsim.montecarlo.plan import Chunk
 from lmmsim.montecarlo.study import replication_seed
@@ -87,6 +88,7 @@ def _apply_batch(chunk: Chunk, analysis: Analysis, fits: BatchFits | None, batch
         try:
             fits = fit_batch(batch, analysis.needs) if fits is None else fits
             frame = _batch_frame(analysis.batch(fits, chunk.coefs), reps, analysis.name)
+            frame = complete(frame, analysis.parameters(chunk.model, chunk.coefs), analysis.name, reps)
         except Exception:  # noqa: BLE001 - isolate the failing replications
             if len(reps) == 1:
                 raise

@@ -90,28 +90,55 @@ def run(
     Raises
     ------
     ValueError
-        For invalid arguments, before anything is simulated.
+        For invalid arguments, before anything is simulated, and for a checkpoint folder
+        that another run is using or that holds another run's results.
+    Interrupted
+        On Ctrl-C (a ``KeyboardInterrupt``): says how many replications the checkpoint holds.
     """
     plan = make_plan(study, reps=reps, seed=seed, analyses=analyses, params=params, grid=grid, model=model,
                      coefs=coefs, chunk_size=chunk_size, fast=fast)
     check_executor(executor)
     chunks = plan.chunks()
     store = None if checkpoint is None else Checkpoint(checkpoint, plan)
-    done = {} if store is None else store.finished(chunks)
-    pending = [c for c in chunks if (c.cell, c.start) not in done]
-    bar = _Progress(plan.total, plan.total - sum(c.stop - c.start for c in pending), progress, on_chunk)
-
-    def record(chunk: Chunk, frame: pd.DataFrame) -> None:
-        if store is not None:
-            store.save(chunk, frame)
-        done[(chunk.cell, chunk.start)] = frame
-        bar.advance(chunk.stop - chunk.start)
-
     try:
-        execute(pending, executor, record)
+        done = {} if store is None else store.finished(chunks)
+        pending = [c for c in chunks if (c.cell, c.start) not in done]
+        bar = _Progress(plan.total, plan.total - sum(c.stop - c.start for c in pending), progress, on_chunk)
+
+        def record(chunk: Chunk, frame: pd.DataFrame) -> None:
+            if store is not None:
+                store.save(chunk, frame)
+            done[(chunk.cell, chunk.start)] = frame
+            bar.advance(chunk.stop - chunk.start)
+
+        try:
+            execute(pending, executor, record)
+        except KeyboardInterrupt:
+            saved = sum(c.stop - c.start for c in chunks if (c.cell, c.start) in done) if store else 0
+            raise Interrupted(saved, plan.total, None if store is None else store.folder) from None
+        finally:
+            bar.close()
     finally:
-        bar.close()
+        if store is not None:
+            store.close()
     return assemble(plan, done)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C; says how many replications the checkpoint holds.
+
+    Attributes
+    ----------
+    saved, total : int
+        Replications saved in the checkpoint (0 without one), and in the whole run.
+    checkpoint : Path or None
+        The checkpoint folder.
+    """
+
+    def __init__(self, saved: int, total: int, checkpoint: Path | None) -> None:
+        where = "no checkpoint" if checkpoint is None else f"{saved} of {total} replications saved in {checkpoint}"
+        super().__init__(where)
+        self.saved, self.total, self.checkpoint = saved, total, checkpoint
 
 
 def assemble(plan: Plan, done: Mapping[tuple[int, int], pd.DataFrame]) -> pd.DataFrame:
