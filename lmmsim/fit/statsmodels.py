@@ -9,19 +9,17 @@ otherwise scroll past unseen.
 from __future__ import annotations
 
 import warnings
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
-import patsy
-import statsmodels.formula.api as smf
-from scipy import stats
 
 from lmmsim.design import INTERCEPT
 from lmmsim.fit.result import Fit
 from lmmsim.fit.status import FitStatus, captured_warnings, warning_messages, warns_convergence, warns_hessian
 from lmmsim.model import ModelSpec, formula_error, prepare
 
-Z95 = stats.norm.ppf(0.975)
+Z95 = NormalDist().inv_cdf(0.975)  # stdlib, not scipy: importing lmmsim stays quick
 # An SD below this fraction of the residual SD is reported as a boundary (singular) fit.
 BOUNDARY_TOL = 1e-3
 OPTIMIZERS = ("lbfgs", "powell", "nm")
@@ -85,6 +83,9 @@ def fit_lmm(data: pd.DataFrame, model: ModelSpec, *, reml: bool = True, optimize
 
 def _mixedlm(data: pd.DataFrame, model: ModelSpec):
     """The statsmodels model; a formula that does not fit the data is a one-line ValueError."""
+    import patsy  # imported here: statsmodels takes ~1 s to import, and the CLI rarely fits
+    import statsmodels.formula.api as smf
+
     try:
         return smf.mixedlm(
             model.formula,
