@@ -100,9 +100,7 @@ def lmm_t_batch(fits: BatchFits, coefs):
     if b.layout is None:
         df = between_within_df(fits.between, b.y.shape[1], b.J)
     else:  # the random effects of the top-level groups claim columns of X, as in lmm_t
-        z_top = b.layout.Z[:, : b.layout.terms[0][0]]
-        Xs = [b.X] if b.X.ndim == 2 else b.X
-        df = np.stack([denominator_df(X, b.groups, z_top) for X in Xs])
+        df = denominator_df(b.X, b.groups, b.layout.Z[:, : b.layout.terms[0][0]])
     df = np.broadcast_to(df, fit.beta.shape)[:, idx]
     return batch_result(coefs, fit.beta[:, idx], fit.se[:, idx], df, status, message)
 
