@@ -22,8 +22,10 @@ from lmmsim.montecarlo.study import Study, cells, describe, replication_seed
 from lmmsim.scenarios import Scenario
 from lmmsim.validate import check_count
 
-FAST_CHUNK = 250
-"""Default replications per chunk in the fast path."""
+FAST_CHUNK = 1000
+"""Default replications per chunk in the fast path: large enough that the batched fits'
+per-call cost is spread thin (1000 is ~1.5 times as fast as 250 for random slopes),
+small enough to keep a chunk's arrays in tens of MB."""
 GENERAL_CHUNK = 20
 """Default replications per chunk in the general path."""
 _STATEFUL = re.compile(r"\b(center|standardize|scale|bs|cr|cc|te)\s*\(")
