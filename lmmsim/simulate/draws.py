@@ -30,10 +30,11 @@ def child(root: np.random.SeedSequence, i: int) -> np.random.SeedSequence:
     return np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, i), pool_size=root.pool_size)
 
 
-def streams(seed: np.random.SeedSequence, names: tuple[str, ...] = STREAMS) -> dict[str, np.random.Generator]:
-    """One generator per stage of :data:`STREAMS` (only those in ``names``: seeding costs
+def streams(seed: np.random.SeedSequence, names: tuple[str, ...] | None = None) -> dict[str, np.random.Generator]:
+    """One generator per stage of :data:`STREAMS` (only those in ``names``, default all: seeding costs
     as much as drawing a few hundred normals, and each stage's stream is its own)."""
-    return {name: np.random.default_rng(child(seed, i)) for i, name in enumerate(STREAMS) if name in names}
+    return {name: np.random.default_rng(child(seed, i)) for i, name in enumerate(STREAMS)
+            if names is None or name in names}
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def draw(design: Design, units: dict[str, tuple[list, np.ndarray]], n_rows: int,
     ``units`` maps each factor to its unit labels and each row's unit code (see
     ``lmmsim.simulate.layout.layout``).
     """
-    rng = streams(seed, STREAMS if design.dropout is not None else STREAMS[:3])
+    rng = streams(seed, None if design.dropout is not None else tuple(s for s in STREAMS if s != "dropout"))
     covariates = {}
     for c in design.covariates:
         n_units, codes = (n_rows, np.arange(n_rows)) if c.level is None else (len(units[c.level][0]), units[c.level][1])
