@@ -38,10 +38,14 @@ digits (the batch fitter iterates until all replications of a chunk converge).
 
 Fast path
 ---------
-When the design has exactly one random effect, a random intercept of ``model.groups``,
-the model is a random-intercept model, and every analysis has a batch form (all the
-built-in ones do), a chunk is simulated as arrays and fitted at once: mixed models with
-the exact REML/ML fitter :func:`lmmsim.fit.exact.fit_random_intercept`, OLS with numpy. The
+When the design has no dropout, the model's random effects are a random intercept of
+``model.groups`` or blocks within it (intercepts and slopes on columns that are the same
+in every replication, nested intercepts ``"0 + C(unit)"``), and every analysis has a
+batch form for such a model (all the built-in ones but ``lmm_wald``, ``lrt`` and
+``lrt_vc``, which take random intercepts only), a chunk is simulated as arrays and
+fitted at once: mixed models with the exact REML/ML fitters
+:func:`lmmsim.fit.exact.fit_random_intercept` and :func:`lmmsim.fit.exact.fit_block`,
+OLS with numpy. :func:`fast_path_reason` says why a study does not qualify. The
 data of each replication are the same draws :func:`lmmsim.simulate.simulate` makes
 from the same seed (both take them from :func:`lmmsim.simulate.draws.draw`; equal to
 rounding), so both paths analyse the same datasets.
