@@ -140,7 +140,7 @@ class BatchFits:
     batch : Batch
         The data.
     reml, ml : RandomInterceptFit or BlockFit or None
-        Exact REML and ML fits (``None`` if not needed); a :class:`BlockFit` when the
+        Exact REML and ML fits (``None`` if not needed); a :class:`~lmmsim.fit.exact.block.BlockFit` when the
         batch has a block layout.
     ols : tuple of ndarray or None
         OLS fits: β (R, p), residuals (R, n) and (X'X)⁻¹.
@@ -208,10 +208,10 @@ class Analysis:
         ``reports(model, coefs)``: the parameters it reports, in order (also when
         it fails); default ``coefs``.
     needs : tuple of str
-        The shared fits its batch form uses (some of :data:`NEEDS`; see :class:`BatchFits`).
+        The shared fits its batch form uses (some of ``NEEDS``; see :class:`BatchFits`).
     block : bool
         Whether the batch form also takes block-diagonal models (random slopes,
-        nested intercepts: ``BatchFits.reml`` a :class:`BlockFit`).
+        nested intercepts: ``BatchFits.reml`` a :class:`~lmmsim.fit.exact.block.BlockFit`).
     """
 
     name: str
