@@ -24,7 +24,7 @@ The analyses (``ANALYSES``; every test is two-sided, of the null value 0):
 ``ols_cr2``
     OLS with CR2 (Bell–McCaffrey) cluster-robust SEs and a t test with their
     Satterthwaite df (Bell & McCaffrey 2002; Pustejovsky & Tipton 2018; the default
-    test of the R package clubSandwich); see :mod:`lmmsim.inference.cluster_robust`.
+    test of the R package clubSandwich); see ``lmmsim.inference.cluster_robust``.
 ``cluster_means``
     OLS of the J cluster means of y on the cluster-level columns of X; t test with
     J − p_b df. Reports only cluster-level coefficients (constant within every cluster).
@@ -46,7 +46,7 @@ The analyses (``ANALYSES``; every test is two-sided, of the null value 0):
 ``lmm_satterthwaite``
     LMM by exact REML, the model-based SE of ``lmm_t`` and a t test with lmerTest's
     Satterthwaite df: in closed form for random-intercept models
-    (:func:`lmmsim.inference.satterthwaite_ri.satterthwaite_ri`), from
+    (``lmmsim.inference.satterthwaite_ri.satterthwaite_ri``), from
     :func:`lmmsim.fit.exact.fit_block` for intercepts and slopes on plain columns and
     nested intercepts (``"0 + C(unit)"``); other models are refused. It differs from
     ``lmm_t`` in unbalanced designs and at singular fits (σ̂_u = 0), where its df are
