@@ -33,12 +33,12 @@ class BlockLayout:
     groups : ndarray, shape (n,)
         Labels of the top-level factor.
     terms : tuple of (k, m)
-        Structure of ``Lambda`` (see :func:`lmmsim.fit.exact.block_criterion.theta_template`).
+        Structure of ``Lambda`` (see ``lmmsim.fit.exact.block_criterion.theta_template``).
     factors : tuple of str
         The grouping factor of each term, top level first.
     names : tuple of str
         Names of the variance parameters, as ``variance_names`` gives them
-        (from :func:`model_layout`; empty from :func:`block_layout`).
+        (from :func:`model_layout`; empty from ``block_layout``).
     """
 
     Z: np.ndarray
