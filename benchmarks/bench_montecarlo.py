@@ -37,7 +37,7 @@ from bench_block import Timing, best_time  # noqa: E402 - the benchmarks share t
 
 from lmmsim import montecarlo as mc  # noqa: E402
 from lmmsim import scenarios  # noqa: E402
-from lmmsim.analyses import fit_batch  # noqa: E402
+from lmmsim.analyses import fit_batch, is_random_intercept  # noqa: E402
 
 SEED = 2026
 LME4 = r"""
@@ -62,7 +62,8 @@ def end_to_end(scenario, reps, **options):
 
 def fit_only(scenario, reps):
     """Timing of the batched REML fits of ``reps`` replications, simulated beforehand."""
-    design, chunk = scenario(), mc.FAST_CHUNK
+    design = scenario()
+    chunk = mc.FAST_CHUNK if is_random_intercept(scenario.model) else mc.BLOCK_CHUNK  # as montecarlo.run
     batches = [mc.simulate_batch(design, scenario.model, [mc.replication_seed(SEED, 0, r)
                                                           for r in range(s, min(s + chunk, reps))])
                for s in range(0, reps, chunk)]

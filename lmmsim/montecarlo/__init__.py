@@ -79,12 +79,12 @@ reuses finished chunks, ``execute`` runs the others (:class:`Chunk` by chunk), a
 assembles the table.
 """
 
-from lmmsim.montecarlo.plan import FAST_CHUNK, GENERAL_CHUNK, Chunk, Plan, fast_path_reason, make_plan
+from lmmsim.montecarlo.plan import BLOCK_CHUNK, FAST_CHUNK, GENERAL_CHUNK, Chunk, Plan, fast_path_reason, make_plan
 from lmmsim.montecarlo.run import run
 from lmmsim.montecarlo.study import Study, dataset, replication_seed
 from lmmsim.schema import RESULT_COLUMNS
 from lmmsim.simulate import simulate_batch
 
-__all__ = ["FAST_CHUNK", "GENERAL_CHUNK", "RESULT_COLUMNS", "Chunk", "Plan", "Study", "dataset", "fast_path_reason",
-           "make_plan",
+__all__ = ["BLOCK_CHUNK", "FAST_CHUNK", "GENERAL_CHUNK", "RESULT_COLUMNS", "Chunk", "Plan", "Study", "dataset",
+           "fast_path_reason", "make_plan",
            "replication_seed", "run", "simulate_batch"]
