@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from lmmsim.design import INTERCEPT
 from lmmsim.frozen import FrozenMap
 
 
@@ -59,6 +60,23 @@ class ModelSpec:
         if self.vc_formula:
             args.append(f"vc_formula={dict(self.vc_formula)!r}")
         return f"smf.mixedlm({', '.join(args)})"
+
+
+def is_random_intercept(model: ModelSpec) -> bool:
+    """Whether ``model`` has one random intercept per group and nothing else."""
+    return model.re_formula.replace("~", "").replace(" ", "") == "1" and not model.vc_formula
+
+
+def variance_names(model: ModelSpec) -> list[str]:
+    """Names of the variance parameters of ``model``, as :func:`lmmsim.fit.fit_lmm` reports them:
+    ``sd(term|groups)``, ``cor(term1,term2|groups)``, ``sd(Intercept|<vc>)``, ``sd(residual)``."""
+    terms = [t.strip() for t in model.re_formula.replace("~", "").split("+") if t.strip()]
+    intercept = not any(t in ("0", "-1") for t in terms)
+    terms = ([INTERCEPT] if intercept else []) + [t for t in terms if t not in ("0", "1", "-1")]
+    names = [f"sd({t}|{model.groups})" for t in terms]
+    names += [f"cor({a},{b}|{model.groups})" for i, a in enumerate(terms) for b in terms[i + 1 :]]
+    names += [f"sd({INTERCEPT}|{name})" for name in model.vc_formula]
+    return names + ["sd(residual)"]
 
 
 def prepare(data: pd.DataFrame, model: ModelSpec) -> pd.DataFrame:

@@ -7,10 +7,8 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from lmmsim.fit import Fit
-from lmmsim.inference.profile import profile_intervals
 from lmmsim.truth import Truth
 
 FIXED_INTERVALS = ("satterthwaite", "z")
@@ -66,6 +64,10 @@ def recovery(fit: Fit, truth: Truth, *, fixed: str = "satterthwaite", variance: 
 
 def _intervals(fit: Fit, fixed: str, variance: str) -> pd.DataFrame:
     """The fit's estimates with the intervals asked for and a ``method`` column."""
+    from scipy import stats  # scipy loads when intervals are made, not when lmmsim is imported
+
+    from lmmsim.inference.profile import profile_intervals
+
     table = fit.estimates.copy()
     table["method"] = pd.Series(dtype=object)
     table["df"] = np.nan

@@ -82,6 +82,13 @@ def test_denominator_df_counts_random_slope_families():
     assert an.denominator_df(X.to_numpy(), groups).tolist() == [18.0, 80 - 20 - 2, 18.0, 80 - 20 - 2]
     between = an.cluster_level(X.to_numpy(), groups)
     assert an.between_within_df(between, 80, 20).tolist() == an.denominator_df(X.to_numpy(), groups).tolist()
+    # many designs at once: row r is the df of X[r]
+    other = X.to_numpy().copy()
+    other[0, 1] += 0.5  # week is no longer the slope's column times a per-patient value: it leaves its family
+    stacked = an.denominator_df(np.stack([X.to_numpy(), other]), groups, Z)
+    np.testing.assert_array_equal(stacked[0], an.denominator_df(X.to_numpy(), groups, Z))
+    np.testing.assert_array_equal(stacked[1], an.denominator_df(other, groups, Z))
+    assert stacked[1].tolist() == [18.0, 80 - 20 * 2 - 1, 18.0, 19.0]
 
 
 def test_failures_are_rows_not_exceptions(sims):

@@ -11,6 +11,8 @@ from lmmsim import Design, ModelSpec, scenarios, simulate
 from lmmsim import analyses as an
 from lmmsim import montecarlo as mc
 from lmmsim.cli import main
+from lmmsim.fit.exact import fit_block
+from lmmsim.fit.exact.block_layout import model_layout
 
 SMALL = {"n_clusters": 6, "cluster_size": 4}
 # A general-path study (statsmodels, dataset by dataset) and a fast-path one.
@@ -190,11 +192,15 @@ def test_invalid_arguments_fail_before_running():
             mc.run(run, **{**dict(reps=2, seed=1, progress=False), **kwargs})
     with pytest.raises(ValueError, match="model: required"):
         mc.run(scenarios.cluster_trial(), reps=2, seed=1)
-    with pytest.raises(ValueError, match="fast path cannot"):
-        mc.run(scenarios.plant_growth, reps=2, seed=1, fast=True)
+    with pytest.raises(ValueError, match="fast path cannot run this study: the design has dropout"):
+        mc.run(scenarios.blood_pressure, params={"dropout": 0.2}, reps=2, seed=1, fast=True)
+    with pytest.raises(ValueError, match="fast path cannot run this study: analysis 'lmm_wald'"):
+        mc.run(scenarios.plant_growth, reps=2, seed=1, analyses="lmm_wald", fast=True)
     with pytest.raises(ValueError, match="random-intercept"):
         mc.run(scenarios.plant_growth, reps=2, seed=1, analyses="lrt_vc")
-    assert mc.fast_path_reason(scenarios.schools(), scenarios.schools.model, an.get("ols")) is not None
+    assert mc.fast_path_reason(scenarios.schools(), scenarios.schools.model, an.get("ols")) is None
+    sloped = ModelSpec("score ~ method + ses", "school", vc_formula={"classroom": "0 + C(classroom):ses"})
+    assert "not a random intercept" in mc.fast_path_reason(scenarios.schools(), sloped, an.get("ols"))
     design = Design(**{**scenarios.cluster_trial(**SMALL).__dict__})
     assert mc.fast_path_reason(design, ModelSpec("y ~ x", "cluster"), an.get("ols,lmm_t")) is None
 
@@ -262,3 +268,79 @@ def test_cli_keeps_the_rows_an_analysis_cannot_estimate(tmp_path, capsys):
     failed = table.query("analysis == 'cluster_means'")
     assert len(failed) == 4 and (failed["status"] == "failed").all()
     assert failed["message"].str.contains("gives no estimate of x").all()
+
+
+# Block-diagonal models (random slopes, nested intercepts) on the fast path.
+BLOCK = {
+    "blood_pressure": {"n_patients": 12, "n_weeks": 5},
+    "plant_growth": {"n_plots": 10, "n_weeks": 5},
+    "schools": {"n_schools": 8, "n_classrooms": 3, "n_students": 5},
+}
+BLOCK_ANALYSES = "ols,ols_cluster,lmm_t,lmm_satterthwaite,sd_reml,sd_ml"
+
+
+@pytest.mark.parametrize("name", BLOCK)
+def test_block_designs_take_the_fast_path(name):
+    scenario = getattr(scenarios, name)
+    analyses = an.get(BLOCK_ANALYSES)
+    assert mc.fast_path_reason(scenario(), scenario.model, analyses) is None
+    assert "random-intercept models only" in mc.fast_path_reason(scenario(), scenario.model, an.get("lmm_wald"))
+
+
+@pytest.mark.parametrize("name", BLOCK)
+def test_block_fast_path_draws_what_simulate_draws(name):
+    scenario = getattr(scenarios, name)
+    design = scenario(**BLOCK[name])
+    seeds = [mc.replication_seed(3, 0, r) for r in range(3)]
+    batch = mc.simulate_batch(design, scenario.model, seeds)
+    assert batch.layout is not None
+    for r, seed in enumerate(seeds):
+        y, X, groups = an.design_matrices(simulate(design, seed).data, scenario.model)
+        np.testing.assert_array_equal(batch.y[r], y)
+        np.testing.assert_array_equal(batch.X if batch.X.ndim == 2 else batch.X[r], X.to_numpy())
+        np.testing.assert_array_equal(batch.groups, groups)
+
+
+def _loglik_gap(scenario, params, seed, rep, reml):
+    """Exact minus statsmodels log-likelihood on one replication (>= 0 up to rounding if
+    the exact fit finds the maximum)."""
+    data = mc.dataset(scenario, seed=seed, rep=rep, params=params).data
+    y, X, groups = an.design_matrices(data, scenario.model)
+    block = model_layout(data, scenario.model)
+    exact = fit_block(y, X.to_numpy(), block.Z, groups, block.terms, reml=reml)
+    return float(exact.llf[0]) - an.lmm.lmm(data, scenario.model, reml=reml).result.llf
+
+
+@pytest.mark.parametrize("name", BLOCK)
+def test_block_fast_and_general_paths_agree(name):
+    """Same datasets: the exact block fits reach at least statsmodels' log-likelihood, and give
+    statsmodels' answers where statsmodels' fit is at that maximum (statsmodels sometimes
+    stops short, even when its checks pass)."""
+    scenario, reps = getattr(scenarios, name), 8
+    options = dict(params=BLOCK[name], reps=reps, seed=11, analyses=BLOCK_ANALYSES, progress=False)
+    fast = mc.run(scenario, **options)
+    general = mc.run(scenario, **options, fast=False)
+    both = general.merge(fast, on=["rep", "analysis", "parameter"], suffixes=("", "_fast"))
+    assert len(both) == len(general) == len(fast)
+    gaps = {reml: np.array([_loglik_gap(scenario, BLOCK[name], 11, r, reml) for r in range(reps)])
+            for reml in (True, False)}
+    assert (gaps[True] > -1e-6).all() and (gaps[False] > -1e-6).all()
+    same = np.where(both["analysis"] == "sd_ml", np.abs(gaps[False])[both["rep"]] < 1e-7,
+                    np.abs(gaps[True])[both["rep"]] < 1e-7) | both["analysis"].str.startswith("ols")
+    ok = both[same & (both["status"] == "ok") & (both["status_fast"] == "ok")]
+    assert len(ok) >= len(both) // 4
+    np.testing.assert_allclose(ok["estimate"], ok["estimate_fast"], rtol=1e-3, atol=1e-3)
+    tested = ok.dropna(subset=["p_value"])
+    np.testing.assert_allclose(tested["se"], tested["se_fast"], rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(tested["df"], tested["df_fast"], rtol=1e-3)
+    np.testing.assert_allclose(tested["p_value"], tested["p_value_fast"], rtol=1e-2, atol=1e-4)
+
+
+def test_importing_the_cli_imports_neither_statsmodels_nor_scipy():
+    """Start-up stays quick: the heavy libraries load when something is fitted."""
+    import subprocess
+    import sys
+
+    code = "import sys, lmmsim.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in ('statsmodels', 'scipy')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

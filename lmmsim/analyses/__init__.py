@@ -24,7 +24,7 @@ The analyses (``ANALYSES``; every test is two-sided, of the null value 0):
 ``ols_cr2``
     OLS with CR2 (Bell–McCaffrey) cluster-robust SEs and a t test with their
     Satterthwaite df (Bell & McCaffrey 2002; Pustejovsky & Tipton 2018; the default
-    test of the R package clubSandwich); see :mod:`lmmsim.inference.cluster_robust`.
+    test of the R package clubSandwich); see ``lmmsim.inference.cluster_robust``.
 ``cluster_means``
     OLS of the J cluster means of y on the cluster-level columns of X; t test with
     J − p_b df. Reports only cluster-level coefficients (constant within every cluster).
@@ -44,9 +44,11 @@ The analyses (``ANALYSES``; every test is two-sided, of the null value 0):
     levels of ``model.groups``; nested variance components (``vc_formula``) are not
     counted.
 ``lmm_satterthwaite``
-    LMM by REML (random-intercept models only), the model-based SE of ``lmm_t`` and a
-    t test with lmerTest's Satterthwaite df, in closed form
-    (:func:`lmmsim.inference.satterthwaite_ri.satterthwaite_ri`). It differs from
+    LMM by exact REML, the model-based SE of ``lmm_t`` and a t test with lmerTest's
+    Satterthwaite df: in closed form for random-intercept models
+    (``lmmsim.inference.satterthwaite_ri.satterthwaite_ri``), from
+    :func:`lmmsim.fit.exact.fit_block` for intercepts and slopes on plain columns and
+    nested intercepts (``"0 + C(unit)"``); other models are refused. It differs from
     ``lmm_t`` in unbalanced designs and at singular fits (σ̂_u = 0), where its df are
     N − p.
 ``lrt``
@@ -71,7 +73,9 @@ the :class:`Analysis` type and ``registry`` the list.
 
 Every analysis except a user's own has a *batch* form used by the Monte Carlo fast
 path: it fits R replications of a random-intercept model at once, with
-:func:`lmmsim.fit.exact.fit_random_intercept` for the mixed models and numpy for OLS. The
+:func:`lmmsim.fit.exact.fit_random_intercept` for the mixed models and numpy for OLS;
+all but ``lmm_wald``, ``lrt`` and ``lrt_vc`` also take block-diagonal models (random
+slopes, nested intercepts; :func:`lmmsim.fit.exact.fit_block`). The
 batch and per-dataset forms compute the same quantities (tested to optimizer
 precision), except that statsmodels sometimes fails where the exact fitter does not.
 

@@ -15,17 +15,18 @@ import numpy as np
 import pandas as pd
 
 from lmmsim.design import INTERCEPT
-from lmmsim.fit.exact import RandomInterceptFit, fit_random_intercept
+from lmmsim.fit.exact import BlockFit, RandomInterceptFit, fit_block, fit_random_intercept
 from lmmsim.fit.ols import OlsArrays, fit_ols_arrays
 from lmmsim.fit.result import Fit
 from lmmsim.fit.status import FitStatus, captured_warnings, describe_warnings, status_codes
 from lmmsim.inference import cluster_level, t_or_z
-from lmmsim.model import ModelSpec
+from lmmsim.model import ModelSpec, is_random_intercept, variance_names  # noqa: F401 - re-exported
 from lmmsim.schema import COLUMNS, NUMBERS
 from lmmsim.simulate.batch import Batch, design_matrices
 
-NEEDS = ("reml", "ml", "ols", "between")
-"""What a batch analysis may need computed for its batch (see :class:`BatchFits`)."""
+NEEDS = ("reml", "ml", "ols", "between", "satterthwaite")
+"""What a batch analysis may need computed for its batch (see :class:`BatchFits`);
+``satterthwaite`` asks the block fitter's REML fit for Satterthwaite df."""
 
 
 # --------------------------------------------------------------------------------------
@@ -105,35 +106,20 @@ def fit_status(fit: Fit) -> FitStatus:
     return fit.status
 
 
-def exact_status(fit: RandomInterceptFit) -> tuple[np.ndarray, np.ndarray]:
+def exact_status(fit: RandomInterceptFit | BlockFit) -> tuple[np.ndarray, np.ndarray]:
     """Status codes and messages of a batch of exact fits, shape (R,)."""
     status = status_codes(fit.converged, fit.boundary)
+    singular = (f"boundary (singular fit): sd({INTERCEPT}) = 0" if isinstance(fit, RandomInterceptFit)
+                else "boundary (singular fit): a random-effect SD is 0 or the correlations are +-1")
     message = np.where(
         ~fit.converged, "not converged (exact REML/ML)",
-        np.where(fit.boundary, f"boundary (singular fit): sd({INTERCEPT}) = 0", "converged (exact REML/ML)"),
+        np.where(fit.boundary, singular, "converged (exact REML/ML)"),
     ).astype(object)
     return status, message
 
 
 # --------------------------------------------------------------------------------------
 # Model helpers
-
-
-def is_random_intercept(model: ModelSpec) -> bool:
-    """Whether ``model`` has one random intercept per group and nothing else."""
-    return model.re_formula.replace("~", "").replace(" ", "") == "1" and not model.vc_formula
-
-
-def variance_names(model: ModelSpec) -> list[str]:
-    """Names of the variance parameters of ``model``, as :func:`lmmsim.fit.fit_lmm` reports them:
-    ``sd(term|groups)``, ``cor(term1,term2|groups)``, ``sd(Intercept|<vc>)``, ``sd(residual)``."""
-    terms = [t.strip() for t in model.re_formula.replace("~", "").split("+") if t.strip()]
-    intercept = not any(t in ("0", "-1") for t in terms)
-    terms = ([INTERCEPT] if intercept else []) + [t for t in terms if t not in ("0", "1", "-1")]
-    names = [f"sd({t}|{model.groups})" for t in terms]
-    names += [f"cor({a},{b}|{model.groups})" for i, a in enumerate(terms) for b in terms[i + 1 :]]
-    names += [f"sd({INTERCEPT}|{name})" for name in model.vc_formula]
-    return names + ["sd(residual)"]
 
 
 def fixed_effect_names(data: pd.DataFrame, model: ModelSpec) -> tuple[str, ...]:
@@ -153,8 +139,9 @@ class BatchFits:
     ----------
     batch : Batch
         The data.
-    reml, ml : RandomInterceptFit or None
-        Exact REML and ML fits (``None`` if not needed).
+    reml, ml : RandomInterceptFit or BlockFit or None
+        Exact REML and ML fits (``None`` if not needed); a :class:`~lmmsim.fit.exact.block.BlockFit` when the
+        batch has a block layout.
     ols : tuple of ndarray or None
         OLS fits: β (R, p), residuals (R, n) and (X'X)⁻¹.
     between : ndarray or None
@@ -164,8 +151,8 @@ class BatchFits:
     """
 
     batch: Batch
-    reml: RandomInterceptFit | None = None
-    ml: RandomInterceptFit | None = None
+    reml: RandomInterceptFit | BlockFit | None = None
+    ml: RandomInterceptFit | BlockFit | None = None
     ols: OlsArrays | None = None
     between: np.ndarray | None = None
     warnings: dict[str, str] = field(default_factory=dict)
@@ -173,14 +160,22 @@ class BatchFits:
 
 def fit_batch(batch: Batch, needs: Sequence[str]) -> BatchFits:
     """Compute the fits in ``needs`` (some of ``NEEDS``: ``reml``, ``ml``, ``ols``, ``between``) of ``batch``."""
+    block = batch.layout
+    df = "satterthwaite" in needs
+
+    def exact(reml: bool):
+        if block is None:
+            return fit_random_intercept(batch.y, batch.X, batch.groups, reml=reml)
+        return fit_block(batch.y, batch.X, block.Z, batch.groups, block.terms, reml=reml, satterthwaite=reml and df)
+
     compute = {
-        "reml": lambda: fit_random_intercept(batch.y, batch.X, batch.groups, reml=True),
-        "ml": lambda: fit_random_intercept(batch.y, batch.X, batch.groups, reml=False),
+        "reml": lambda: exact(True),
+        "ml": lambda: exact(False),
         "ols": lambda: fit_ols_arrays(batch.y, batch.X),
         "between": lambda: cluster_level(batch.X, batch.groups),
     }
     fits, warned = {}, {}
-    for need in dict.fromkeys(needs):
+    for need in dict.fromkeys(n for n in needs if n != "satterthwaite"):
         with captured_warnings() as caught:
             fits[need] = compute[need]()
         if caught:
@@ -213,8 +208,10 @@ class Analysis:
         ``reports(model, coefs)``: the parameters it reports, in order (also when
         it fails); default ``coefs``.
     needs : tuple of str
-        The shared fits its batch form uses (some of ``"reml"``, ``"ml"``, ``"ols"``,
-        ``"between"``; see :class:`BatchFits`).
+        The shared fits its batch form uses (some of ``NEEDS``; see :class:`BatchFits`).
+    block : bool
+        Whether the batch form also takes block-diagonal models (random slopes,
+        nested intercepts: ``BatchFits.reml`` a :class:`~lmmsim.fit.exact.block.BlockFit`).
     """
 
     name: str
@@ -224,6 +221,7 @@ class Analysis:
     check: Callable[[ModelSpec], None] | None = None
     reports: Callable[[ModelSpec, tuple[str, ...]], list[str]] | None = None
     needs: tuple[str, ...] = ()
+    block: bool = True
 
     def parameters(self, model: ModelSpec, coefs: Sequence[str]) -> list[str]:
         """Names of the parameters this analysis reports for ``model``."""

@@ -1,6 +1,6 @@
 """Mixed models by REML: statsmodels' SE with a Wald z test (``lmm_wald``), and the
 model-based SE with a between-within t test (``lmm_t``) or a Satterthwaite t test
-(``lmm_satterthwaite``, random-intercept models)."""
+(``lmm_satterthwaite``, models whose random effects the exact fitters take)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ from lmmsim.analyses.base import (
     select,
     wald_frame,
 )
-from lmmsim.fit.exact import fit_random_intercept
+from lmmsim.fit.exact import fit_block, fit_random_intercept
+from lmmsim.fit.exact.block_layout import model_block_reason, model_layout
 from lmmsim.fit.result import Fit
 from lmmsim.fit.statsmodels import fit_lmm
 from lmmsim.inference import between_within_df, denominator_df
 from lmmsim.inference.satterthwaite_ri import satterthwaite_ri
+from lmmsim.model import prepare
 from lmmsim.simulate.batch import design_matrices
 
 LMM_OPTIMIZERS = ("bfgs", "lbfgs", "powell", "nm")
@@ -95,18 +97,21 @@ def lmm_t_batch(fits: BatchFits, coefs):
     b, fit = fits.batch, fits.reml
     idx = select(b.columns, coefs)
     status, message = exact_status(fit)
-    df = between_within_df(fits.between, b.y.shape[1], b.J)
+    if b.layout is None:
+        df = between_within_df(fits.between, b.y.shape[1], b.J)
+    else:  # the random effects of the top-level groups claim columns of X, as in lmm_t
+        df = denominator_df(b.X, b.groups, b.layout.Z[:, : b.layout.terms[0][0]])
     df = np.broadcast_to(df, fit.beta.shape)[:, idx]
     return batch_result(coefs, fit.beta[:, idx], fit.se[:, idx], df, status, message)
 
 
 def check_satterthwaite(model) -> None:
-    """Raise unless ``model`` is a random-intercept model (the closed-form Satterthwaite df)."""
-    if not is_random_intercept(model):
-        raise ValueError(
-            f"analysis lmm_satterthwaite: the model {model.lme4 or model.formula!r} is not a random-intercept "
-            "model (re_formula '1', no variance components); its closed-form Satterthwaite df are for those only"
-        )
+    """Raise unless the random effects of ``model`` are blocks the exact fitters take: a random
+    intercept (closed-form Satterthwaite df) or intercepts, plain slopes and nested intercepts."""
+    reason = model_block_reason(model)
+    if reason is not None:
+        raise ValueError(f"analysis lmm_satterthwaite: the model {model.lme4 or model.formula!r}: {reason}; "
+                         "its exact REML fit and Satterthwaite df are for such models only")
 
 
 def lmm_satterthwaite(data, model, coefs):
@@ -114,15 +119,23 @@ def lmm_satterthwaite(data, model, coefs):
     check_satterthwaite(model)
     y, X, codes = design_matrices(data, model)
     idx = select(X.columns, coefs)
-    fit = fit_random_intercept(y, X.to_numpy(), codes)
-    test = satterthwaite_ri(y, X.to_numpy(), codes, fit, np.eye(X.shape[1])[idx])
+    if is_random_intercept(model):
+        fit = fit_random_intercept(y, X.to_numpy(), codes)
+        test = satterthwaite_ri(y, X.to_numpy(), codes, fit, np.eye(X.shape[1])[idx])
+        estimate, se, df = test.estimate[0], test.se[0], test.df[0]
+    else:
+        block = model_layout(prepare(data, model), model)
+        fit = fit_block(y, X.to_numpy(), block.Z, codes, block.terms, satterthwaite=True)
+        estimate, se, df = fit.beta[0, idx], fit.se[0, idx], fit.df[0, idx]
     status, message = exact_status(fit)
-    return wald_frame(coefs, test.estimate[0], test.se[0], test.df[0], status[0], message[0])
+    return wald_frame(coefs, estimate, se, df, status[0], message[0])
 
 
 def lmm_satterthwaite_batch(fits: BatchFits, coefs):
     """:func:`lmm_satterthwaite` of every replication of a batch (exact REML)."""
     b, fit = fits.batch, fits.reml
     idx = select(b.columns, coefs)
+    if b.layout is not None:
+        return batch_result(coefs, fit.beta[:, idx], fit.se[:, idx], fit.df[:, idx], *exact_status(fit))
     test = satterthwaite_ri(b.y, b.X, b.groups, fit, np.eye(len(b.columns))[idx])
     return batch_result(coefs, test.estimate, test.se, test.df, *exact_status(fit))

@@ -19,12 +19,17 @@ def _estimates(data, model, reml: bool):
     return frame(names, status.code, status.message, estimate=fit.estimates["estimate"].reindex(names).to_numpy())
 
 
-def _batch(fit, group_name: str) -> BatchResult:
+def _batch(fit, batch) -> BatchResult:
     status, message = exact_status(fit)
-    est = np.column_stack([fit.sigma_u, fit.sigma_e])
+    if batch.layout is None:
+        names = (f"sd({INTERCEPT}|{batch.group_name})", "sd(residual)")
+        est = np.column_stack([fit.sigma_u, fit.sigma_e])
+    else:  # variance_names' order: the top level's SDs, its correlations, the nested SDs, sd(residual)
+        k = batch.layout.terms[0][0]
+        names = batch.layout.names
+        est = np.column_stack([fit.sd[:, :k], fit.corr, fit.sd[:, k:], fit.sigma_e])
     nan = np.full_like(est, np.nan)
-    return BatchResult((f"sd({INTERCEPT}|{group_name})", "sd(residual)"), est, nan, nan, nan, nan, nan, nan,
-                       status, message)
+    return BatchResult(names, est, nan, nan, nan, nan, nan, nan, status, message)
 
 
 def sd_reml(data, model, coefs):
@@ -39,12 +44,12 @@ def sd_ml(data, model, coefs):
 
 def sd_reml_batch(fits: BatchFits, coefs):
     """:func:`sd_reml` of every replication of a batch (exact REML)."""
-    return _batch(fits.reml, fits.batch.group_name)
+    return _batch(fits.reml, fits.batch)
 
 
 def sd_ml_batch(fits: BatchFits, coefs):
     """:func:`sd_ml` of every replication of a batch (exact ML)."""
-    return _batch(fits.ml, fits.batch.group_name)
+    return _batch(fits.ml, fits.batch)
 
 
 def reports(model, coefs):

@@ -6,8 +6,6 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-import patsy
-import statsmodels.formula.api as smf
 
 from lmmsim.fit.result import Fit
 from lmmsim.fit.status import FitStatus
@@ -32,6 +30,9 @@ def fit_ols(data: pd.DataFrame, model: ModelSpec, *, cluster: bool = False) -> F
         With ``sd(residual)`` as the only variance parameter; ``failed``, without estimates,
         if X is rank deficient (see :func:`rank_deficiency`).
     """
+    import patsy  # imported here: statsmodels takes ~1 s to import, and the CLI rarely fits
+    import statsmodels.formula.api as smf
+
     data = prepare(data, model)
     try:
         ols = smf.ols(model.formula, data)

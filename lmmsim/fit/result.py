@@ -8,7 +8,6 @@ from typing import Any
 import pandas as pd
 
 from lmmsim.fit.status import FitStatus
-from lmmsim.inference.satterthwaite import satterthwaite
 
 
 @dataclass(frozen=True)
@@ -56,6 +55,8 @@ class Fit:
         See :func:`lmmsim.inference.satterthwaite.satterthwaite`: columns ``estimate``,
         ``se``, ``df``, ``t``, ``p_value``.
         """
+        from lmmsim.inference.satterthwaite import satterthwaite  # scipy: loaded when used
+
         return satterthwaite(self, L)
 
     def _fitted_result(self, what: str) -> Any:

@@ -8,21 +8,18 @@ otherwise scroll past unseen.
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 import pandas as pd
-import patsy
-import statsmodels.formula.api as smf
-from scipy import stats
 
 from lmmsim.design import INTERCEPT
-from lmmsim.fit import verify
 from lmmsim.fit.ols import rank_deficiency
 from lmmsim.fit.result import Fit
 from lmmsim.fit.status import FitStatus, captured_warnings, exclusive, ignored_warnings, warning_messages
-from lmmsim.inference.deviance import deviance
 from lmmsim.model import ModelSpec, formula_error, prepare
 
-Z95 = stats.norm.ppf(0.975)
+Z95 = NormalDist().inv_cdf(0.975)  # stdlib, not scipy: importing lmmsim stays quick
 # An SD below this fraction of the residual SD is reported as a boundary (singular) fit.
 BOUNDARY_TOL = 1e-3
 OPTIMIZERS = ("lbfgs", "powell", "nm")
@@ -65,6 +62,9 @@ def fit_lmm(data: pd.DataFrame, model: ModelSpec, *, reml: bool = True, optimize
 
 
 def _fit_lmm(data: pd.DataFrame, model: ModelSpec, reml: bool, optimizers) -> Fit:
+    from lmmsim.fit import verify  # with scipy, imported when something is fitted (quick start-up)
+    from lmmsim.inference.deviance import deviance
+
     data = prepare(data, model)
     method = "REML" if reml else "ML"
     lmm = _mixedlm(data, model)
@@ -102,6 +102,9 @@ def _fit_lmm(data: pd.DataFrame, model: ModelSpec, reml: bool, optimizers) -> Fi
 
 def _mixedlm(data: pd.DataFrame, model: ModelSpec):
     """The statsmodels model; a formula that does not fit the data is a one-line ValueError."""
+    import patsy  # imported here: statsmodels takes ~1 s to import, and the CLI rarely fits
+    import statsmodels.formula.api as smf
+
     try:
         return smf.mixedlm(
             model.formula,
@@ -114,7 +117,7 @@ def _mixedlm(data: pd.DataFrame, model: ModelSpec):
         raise formula_error("model", model.formula, err) from None
 
 
-def _status(settled: verify.Settled, estimates: pd.DataFrame) -> FitStatus:
+def _status(settled, estimates: pd.DataFrame) -> FitStatus:
     """Convergence as verified on the profiled deviance; the boundary judged on the estimates
     relative to σ_ε (statsmodels' own "may be on the boundary" warning uses an absolute
     threshold, so it depends on the unit of the outcome)."""

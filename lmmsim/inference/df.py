@@ -35,7 +35,8 @@ def between_within_df(between: np.ndarray, n: int, J: int) -> np.ndarray:
 
 
 def denominator_df(X: np.ndarray, groups: np.ndarray, Z: np.ndarray | None = None) -> np.ndarray:
-    """Between-within df, extended to random slopes, for each column of X (shape (n, p)).
+    """Between-within df, extended to random slopes, for each column of X: shape (n, p) gives
+    (p,), (R, n, p) gives (R, p).
 
     Each random-effect column z_t of ``Z`` (shape (n, q); default: the random intercept)
     claims the columns of X that are z_t times a cluster-level variable (for the
@@ -45,31 +46,34 @@ def denominator_df(X: np.ndarray, groups: np.ndarray, Z: np.ndarray | None = Non
     columns get N − J·q − (their number). With only a random intercept this is SAS's
     ``DDFM=BETWITHIN``: J − p_b and N − J − p_w.
     """
-    n, p = X.shape
+    X = np.asarray(X, dtype=float)
+    single = X.ndim == 2
+    X = X[None] if single else X
+    R, n, p = X.shape
     J = int(groups.max()) + 1
     Z = np.ones((n, 1)) if Z is None else np.asarray(Z, dtype=float).reshape(n, -1)
-    family = np.full(p, -1)
+    family = np.full((R, p), -1)
     for t in range(Z.shape[1]):
         for c in range(p):
-            if family[c] < 0 and _proportional_within(X[:, c], Z[:, t], groups, J):
-                family[c] = t
-    df = np.empty(p)
+            claimed = (family[:, c] < 0) & _proportional_within(X[:, :, c], Z[:, t], groups)
+            family[claimed, c] = t
+    df = np.empty((R, p))
     for t in range(Z.shape[1]):
-        df[family == t] = J - (family == t).sum()
+        df = np.where(family == t, J - (family == t).sum(axis=1, keepdims=True), df)
     rest = family < 0
-    df[rest] = n - J * Z.shape[1] - rest.sum()
-    return df
+    df = np.where(rest, n - J * Z.shape[1] - rest.sum(axis=1, keepdims=True), df)
+    return df[0] if single else df
 
 
-def _proportional_within(x: np.ndarray, z: np.ndarray, groups: np.ndarray, J: int) -> bool:
-    """Whether x = z · (a value per cluster), up to rounding."""
-    tol = _TOL * (1.0 + np.abs(x).max())
+def _proportional_within(x: np.ndarray, z: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Whether each row of x (shape (R, n)) is z · (a value per cluster), up to rounding."""
+    tol = _TOL * (1.0 + np.abs(x).max(axis=1))
     zero = np.abs(z) <= _TOL * (1.0 + np.abs(z).max())
-    if np.any(np.abs(x[zero]) > tol) or zero.all():
-        return False
-    ratio, g = x[~zero] / z[~zero], groups[~zero]
-    low, high = np.full(J, np.inf), np.full(J, -np.inf)
-    np.minimum.at(low, g, ratio)
-    np.maximum.at(high, g, ratio)
-    seen = np.isfinite(low)
-    return bool(np.all(high[seen] - low[seen] <= _TOL * (1.0 + np.abs(ratio).max())))
+    if zero.all():
+        return np.zeros(len(x), dtype=bool)
+    outside = (np.abs(x[:, zero]) > tol[:, None]).any(axis=1)
+    order = np.argsort(groups[~zero], kind="stable")  # each cluster's rows together, for reduceat
+    ratio = (x[:, ~zero] / z[~zero])[:, order]
+    starts = np.flatnonzero(np.diff(groups[~zero][order], prepend=-1))
+    spread = np.maximum.reduceat(ratio, starts, axis=1) - np.minimum.reduceat(ratio, starts, axis=1)
+    return ~outside & (spread <= _TOL * (1.0 + np.abs(ratio).max(axis=1))[:, None]).all(axis=1)

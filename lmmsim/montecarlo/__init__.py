@@ -38,10 +38,14 @@ digits (the batch fitter iterates until all replications of a chunk converge).
 
 Fast path
 ---------
-When the design has exactly one random effect, a random intercept of ``model.groups``,
-the model is a random-intercept model, and every analysis has a batch form (all the
-built-in ones do), a chunk is simulated as arrays and fitted at once: mixed models with
-the exact REML/ML fitter :func:`lmmsim.fit.exact.fit_random_intercept`, OLS with numpy. The
+When the design has no dropout, the model's random effects are a random intercept of
+``model.groups`` or blocks within it (intercepts and slopes on columns that are the same
+in every replication, nested intercepts ``"0 + C(unit)"``), and every analysis has a
+batch form for such a model (all the built-in ones but ``lmm_wald``, ``lrt`` and
+``lrt_vc``, which take random intercepts only), a chunk is simulated as arrays and
+fitted at once: mixed models with the exact REML/ML fitters
+:func:`lmmsim.fit.exact.fit_random_intercept` and :func:`lmmsim.fit.exact.fit_block`,
+OLS with numpy. :func:`fast_path_reason` says why a study does not qualify. The
 data of each replication are the same draws :func:`lmmsim.simulate.simulate` makes
 from the same seed (both take them from :func:`lmmsim.simulate.draws.draw`; equal to
 rounding), so both paths analyse the same datasets.
@@ -83,12 +87,12 @@ reuses finished chunks, ``execute`` runs the others (:class:`Chunk` by chunk), a
 assembles the table.
 """
 
-from lmmsim.montecarlo.plan import FAST_CHUNK, GENERAL_CHUNK, Chunk, Plan, fast_path_reason, make_plan
+from lmmsim.montecarlo.plan import BLOCK_CHUNK, FAST_CHUNK, GENERAL_CHUNK, Chunk, Plan, fast_path_reason, make_plan
 from lmmsim.montecarlo.run import run
 from lmmsim.montecarlo.study import Study, dataset, replication_seed
 from lmmsim.schema import RESULT_COLUMNS
 from lmmsim.simulate import simulate_batch
 
-__all__ = ["FAST_CHUNK", "GENERAL_CHUNK", "RESULT_COLUMNS", "Chunk", "Plan", "Study", "dataset", "fast_path_reason",
-           "make_plan",
+__all__ = ["BLOCK_CHUNK", "FAST_CHUNK", "GENERAL_CHUNK", "RESULT_COLUMNS", "Chunk", "Plan", "Study", "dataset",
+           "fast_path_reason", "make_plan",
            "replication_seed", "run", "simulate_batch"]

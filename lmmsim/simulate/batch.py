@@ -1,4 +1,4 @@
-"""Many replications of a random-intercept design as arrays, for the batch analyses.
+"""Many replications of a design as arrays, for the batch analyses.
 
 :func:`simulate_batch` makes replication ``r`` from the draws that
 :func:`lmmsim.simulate.simulate` makes from ``seeds[r]`` (both call
@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 import patsy
 
-from lmmsim.design import Categorical, Design, Normal
-from lmmsim.model import ModelSpec, formula_error, prepare
+from lmmsim.design import INTERCEPT, Categorical, Design, Normal
+from lmmsim.fit.exact.block_layout import BlockLayout, model_layout
+from lmmsim.model import ModelSpec, formula_error, is_random_intercept, prepare
 from lmmsim.simulate import draws
 from lmmsim.simulate.layout import layout
 
@@ -38,6 +39,10 @@ class Batch:
         Names of the columns of X.
     group_name : str
         Name of the grouping factor (``model.groups``).
+    layout : BlockLayout or None
+        ``Z`` and the terms of a block-diagonal model (random slopes, nested
+        intercepts) for :func:`~lmmsim.fit.exact.fit_block`; ``None`` for a
+        random-intercept model.
     """
 
     y: np.ndarray
@@ -45,6 +50,7 @@ class Batch:
     groups: np.ndarray
     columns: tuple[str, ...]
     group_name: str = "group"
+    layout: BlockLayout | None = None
 
     @property
     def R(self) -> int:
@@ -59,11 +65,12 @@ class Batch:
     def take(self, rows: slice | Sequence[int]) -> Batch:
         """The replications ``rows`` as a new batch."""
         X = self.X if self.X.ndim == 2 else self.X[rows]
-        return Batch(self.y[rows], X, self.groups, self.columns, self.group_name)
+        return Batch(self.y[rows], X, self.groups, self.columns, self.group_name, self.layout)
 
     def with_X(self, X: np.ndarray, columns: Sequence[str] | None = None) -> Batch:
         """The same outcomes and clusters with another fixed-effects design."""
-        return Batch(self.y, X, self.groups, self.columns if columns is None else tuple(columns), self.group_name)
+        return Batch(self.y, X, self.groups, self.columns if columns is None else tuple(columns), self.group_name,
+                     self.layout)
 
 
 def design_matrices(data: pd.DataFrame, model: ModelSpec) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
@@ -95,28 +102,33 @@ def batch_from_data(datasets: Sequence[pd.DataFrame], model: ModelSpec) -> Batch
 
 
 def simulate_batch(design: Design, model: ModelSpec, seeds: Sequence[np.random.SeedSequence]) -> Batch:
-    """Simulate a random-intercept design once per seed, as arrays for the batch analyses.
+    """Simulate ``design`` once per seed, as arrays for the batch analyses of ``model``.
 
-    Replication ``r`` uses the draws of ``simulate(design, seeds[r])``.
+    Replication ``r`` uses the draws of ``simulate(design, seeds[r])`` (a design without
+    dropout); a model with more than one random intercept gets its block layout
+    (:func:`~lmmsim.fit.exact.block_layout.model_layout`).
     """
     rows, units = layout(design)
     n, R = len(rows), len(seeds)
-    effect = design.random[0]
-    re_codes = units[effect.factor][1]
     covariates = {c.name: np.empty((R, n), dtype=float if isinstance(c, Normal) else int) for c in design.covariates}
-    u = np.empty((R, len(units[effect.factor][0])))
+    u = {e.factor: np.empty((R, len(units[e.factor][0]), len(e.terms))) for e in design.random}
     eps = np.empty((R, n))
     for r, seed in enumerate(seeds):
         drawn = draws.draw(design, units, n, seed)
         for name, values in drawn.covariates.items():
             covariates[name][r] = values
-        u[r] = drawn.random_effects[effect.factor][:, 0]
+        for factor, values in drawn.random_effects.items():
+            u[factor][r] = values
         eps[r] = drawn.residuals
 
     frame = _stacked_frame(design, model, rows, covariates, R)
     Xs = patsy.dmatrix(design.formula, frame, return_type="dataframe", NA_action="raise")
     beta = np.array([design.beta[c] for c in Xs.columns])
-    eta = (Xs.to_numpy().reshape(R, n, -1) @ beta) + u[:, re_codes] * 1.0
+    eta = Xs.to_numpy().reshape(R, n, -1) @ beta
+    for effect in design.random:  # in the order of simulate(), for the same floating-point sums
+        codes = units[effect.factor][1]
+        for k, term in enumerate(effect.terms):
+            eta = eta + u[effect.factor][:, codes, k] * _term_column(term, rows, covariates)
     y = eta + eps
     if model.fixed.replace(" ", "") == design.formula.replace(" ", "") and not model.levels:
         X = Xs  # the model's X is the design's
@@ -129,7 +141,17 @@ def simulate_batch(design: Design, model: ModelSpec, seeds: Sequence[np.random.S
     if (X == X[:1]).all():
         X = X[0]
     groups = pd.factorize(rows[model.groups], sort=True)[0]
-    return Batch(y, X, groups, columns, model.groups)
+    block = None if is_random_intercept(model) else model_layout(rows, model)
+    return Batch(y, X, groups, columns, model.groups, block)
+
+
+def _term_column(term: str, rows: pd.DataFrame, covariates: dict[str, np.ndarray]):
+    """The values a random effect multiplies: 1, a factor's values, or a covariate (R, n)."""
+    if term == INTERCEPT:
+        return 1.0
+    if term in covariates:
+        return covariates[term].astype(float)
+    return rows[term].to_numpy(dtype=float)
 
 
 def _stacked_frame(design: Design, model: ModelSpec, rows: pd.DataFrame, covariates: dict[str, np.ndarray],

@@ -13,6 +13,7 @@ factor.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -22,19 +23,18 @@ STREAMS = ("covariates", "random_effects", "residuals", "dropout")
 """The stages, in the order of the child seeds ``seed.spawn(4)`` they draw from."""
 
 
-def children(root: np.random.SeedSequence, n: int) -> list[np.random.SeedSequence]:
-    """What ``root.spawn(n)`` gives on a fresh SeedSequence, without spawning: ``spawn``
+def child(root: np.random.SeedSequence, i: int) -> np.random.SeedSequence:
+    """What ``root.spawn(n)[i]`` gives on a fresh SeedSequence, without spawning: ``spawn``
     advances the caller's SeedSequence, so simulating twice from one seed object would
     give two different datasets."""
-    return [
-        np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, i), pool_size=root.pool_size)
-        for i in range(n)
-    ]
+    return np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, i), pool_size=root.pool_size)
 
 
-def streams(seed: np.random.SeedSequence) -> dict[str, np.random.Generator]:
-    """One generator per stage of :data:`STREAMS`."""
-    return {name: np.random.default_rng(s) for name, s in zip(STREAMS, children(seed, len(STREAMS)))}
+def streams(seed: np.random.SeedSequence, names: tuple[str, ...] | None = None) -> dict[str, np.random.Generator]:
+    """One generator per stage of :data:`STREAMS` (only those in ``names``, default all: seeding costs
+    as much as drawing a few hundred normals, and each stage's stream is its own)."""
+    return {name: np.random.default_rng(child(seed, i)) for i, name in enumerate(STREAMS)
+            if names is None or name in names}
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,15 @@ class Draws:
         Each factor's random effects u, shape (units, terms).
     residuals : ndarray
         ε per row, already scaled by σ_ε.
-    dropout : numpy.random.Generator
-        The stream for dropout, drawn from once the outcome is known.
+    dropout : numpy.random.Generator or None
+        The stream for dropout, drawn from once the outcome is known (``None``
+        for a design without dropout).
     """
 
     covariates: dict[str, np.ndarray]
     random_effects: dict[str, np.ndarray]
     residuals: np.ndarray
-    dropout: np.random.Generator
+    dropout: np.random.Generator | None
 
 
 def draw(design: Design, units: dict[str, tuple[list, np.ndarray]], n_rows: int,
@@ -66,14 +67,14 @@ def draw(design: Design, units: dict[str, tuple[list, np.ndarray]], n_rows: int,
     ``units`` maps each factor to its unit labels and each row's unit code (see
     ``lmmsim.simulate.layout.layout``).
     """
-    rng = streams(seed)
+    rng = streams(seed, None if design.dropout is not None else tuple(s for s in STREAMS if s != "dropout"))
     covariates = {}
     for c in design.covariates:
         n_units, codes = (n_rows, np.arange(n_rows)) if c.level is None else (len(units[c.level][0]), units[c.level][1])
         covariates[c.name] = covariate(c, n_units, codes, rng["covariates"])
     random_effects = {e.factor: effects(e, len(units[e.factor][0]), rng["random_effects"]) for e in design.random}
     residuals = design.sigma_e * rng["residuals"].standard_normal(n_rows)
-    return Draws(covariates, random_effects, residuals, rng["dropout"])
+    return Draws(covariates, random_effects, residuals, rng.get("dropout"))
 
 
 def covariate(c, n_units: int, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -91,8 +92,16 @@ def covariate(c, n_units: int, codes: np.ndarray, rng: np.random.Generator) -> n
 
 def effects(effect, n_units: int, rng: np.random.Generator) -> np.ndarray:
     """u ~ N(0, G) for each unit, G = diag(σ) R diag(σ); R may be singular (ρ = ±1)."""
-    corr = np.array(effect.corr)
-    values, vectors = np.linalg.eigh(corr)
-    root = vectors * np.sqrt(np.clip(values, 0, None))
+    root = _root(effect.corr)
     z = rng.standard_normal((n_units, len(effect.terms)))
     return (z @ root.T) * np.array(list(effect.sd.values()))
+
+
+@lru_cache(maxsize=64)
+def _root(corr: tuple[tuple[float, ...], ...]) -> np.ndarray:
+    """A square root of the correlation matrix, computed once per matrix (every replication
+    of a design uses the same one)."""
+    values, vectors = np.linalg.eigh(np.array(corr))
+    root = vectors * np.sqrt(np.clip(values, 0, None))
+    root.setflags(write=False)
+    return root

@@ -296,13 +296,14 @@ def fit_block(y, X, Z, groups, terms, *, reml: bool = True, satterthwaite: bool 
         the replications), columns in the order of ``terms``: e.g.
         ``[1, week]`` for ``(1 + week | patient)``, or
         ``[1, nested_columns(school, classroom)]`` for nested intercepts
-        (:func:`lmmsim.fit.exact.block_layout.nested_columns`; :func:`lmmsim.fit.exact.block_layout.block_layout`
-        builds ``Z``, ``groups`` and ``terms`` from a Design).
+        (``lmmsim.fit.exact.block_layout.nested_columns``;
+        :func:`lmmsim.fit.exact.block_layout.model_layout` builds ``Z``, ``groups`` and
+        ``terms`` from data and a ModelSpec, ``block_layout`` from a Design).
     groups : array_like, shape (n,)
         Top-level group labels; the random effects of different groups are
         independent.  At least 2 groups.
     terms : sequence of (k, m)
-        Structure of ``Lambda``, see :func:`theta_template`.
+        Structure of ``Lambda``, see ``theta_template``.
     reml : bool, default True
         Minimise the REML (True) or the ML (False) deviance.
     satterthwaite : bool, default False

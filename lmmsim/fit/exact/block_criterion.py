@@ -19,7 +19,6 @@ from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
-import scipy.sparse
 
 __all__ = ["Criterion", "Stats", "evaluate", "inverse_logdet", "lambda_matrix", "sufficient_stats", "theta_template"]
 
@@ -188,6 +187,8 @@ def _scatter(template: np.ndarray) -> np.ndarray:
 
 def sufficient_stats(y: np.ndarray, X: np.ndarray, Z: np.ndarray, codes: np.ndarray) -> Stats:
     """Per-group cross products with ``Z``, pooled by class of equal ``Z_j'Z_j``."""
+    import scipy.sparse  # imported here: importing lmmsim (and its CLI) stays quick
+
     n, q = Z.shape
     R, p, n_groups = len(y), X.shape[-1], codes.max() + 1
     # Sparse (J*q, n) block-diagonal Z': maps an (n, .) array to its group sums Z_j'(.)

@@ -10,14 +10,16 @@ the top unit.  Crossed factors (subjects and items) are not block-diagonal;
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from lmmsim.design import INTERCEPT, Design
+from lmmsim.model import ModelSpec, variance_names
 
-__all__ = ["BlockLayout", "block_layout", "block_reason", "nested_columns"]
+__all__ = ["BlockLayout", "block_layout", "block_reason", "model_block_reason", "model_layout", "nested_columns"]
 
 
 @dataclass(frozen=True)
@@ -31,15 +33,19 @@ class BlockLayout:
     groups : ndarray, shape (n,)
         Labels of the top-level factor.
     terms : tuple of (k, m)
-        Structure of ``Lambda`` (see :func:`lmmsim.fit.exact.block_criterion.theta_template`).
+        Structure of ``Lambda`` (see ``lmmsim.fit.exact.block_criterion.theta_template``).
     factors : tuple of str
         The grouping factor of each term, top level first.
+    names : tuple of str
+        Names of the variance parameters, as ``variance_names`` gives them
+        (from :func:`model_layout`; empty from ``block_layout``).
     """
 
     Z: np.ndarray
     groups: np.ndarray
     terms: tuple[tuple[int, int], ...]
     factors: tuple[str, ...]
+    names: tuple[str, ...] = ()
 
 
 def nested_columns(groups, inner) -> np.ndarray:
@@ -118,3 +124,56 @@ def block_layout(design: Design, data: pd.DataFrame) -> BlockLayout:
         blocks.append((units[:, :, None] * columns[:, None, :]).reshape(len(data), -1))  # unit by unit
         terms.append((len(effect.terms), units.shape[1]))
     return BlockLayout(np.hstack(blocks), groups, tuple(terms), tuple(r.factor for r in order))
+
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+_VC = re.compile(r"^0\s*\+\s*C\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\)$")
+
+
+def _re_terms(model: ModelSpec) -> list[str]:
+    """The terms of ``model.re_formula``, intercept first (as ``variance_names`` reads them)."""
+    terms = [t.strip() for t in model.re_formula.replace("~", "").split("+") if t.strip()]
+    intercept = not any(t in ("0", "-1") for t in terms)
+    return ([INTERCEPT] if intercept else []) + [t for t in terms if t not in ("0", "1", "-1")]
+
+
+def model_block_reason(model: ModelSpec) -> str | None:
+    """Why the random effects of ``model`` cannot be written as blocks for ``fit_block``, or None.
+
+    They can when ``re_formula`` names plain columns (``"~week"``) and each variance
+    component is ``"0 + C(unit)"`` (a random intercept per unit within the groups).
+    """
+    bad = [t for t in _re_terms(model) if t != INTERCEPT and not _NAME.match(t)]
+    if bad or not _re_terms(model):
+        return f"the random effects {model.re_formula!r} are not an intercept and plain columns"
+    for name, formula in model.vc_formula.items():
+        if not _VC.match(formula.strip()):
+            return f"the variance component {name!r}: {formula!r} is not a random intercept '0 + C(unit)'"
+    return None
+
+
+def model_layout(data: pd.DataFrame, model: ModelSpec) -> BlockLayout:
+    """``Z``, groups and terms of ``model``'s random effects on ``data``, as statsmodels reads
+    them: ``re_formula`` per group, each variance component an intercept per unit within it.
+
+    Raises
+    ------
+    ValueError
+        If :func:`model_block_reason` gives a reason or ``data`` lacks a column.
+    """
+    reason = model_block_reason(model)
+    if reason is not None:
+        raise ValueError(f"model: {reason}")
+    units = [_VC.match(f.strip()).group(1) for f in model.vc_formula.values()]
+    terms = _re_terms(model)
+    missing = [c for c in (model.groups, *units, *terms) if c != INTERCEPT and c not in data]
+    if missing:
+        raise ValueError(f"data: got no column {missing[0]!r}, expected the columns of the model's random effects")
+    groups = data[model.groups].to_numpy()
+    blocks = [np.column_stack([np.ones(len(data)) if t == INTERCEPT else data[t].to_numpy(float) for t in terms])]
+    layout = [(len(terms), 1)]
+    for unit in units:
+        blocks.append(nested_columns(groups, data[unit].to_numpy()))
+        layout.append((1, blocks[-1].shape[1]))
+    return BlockLayout(np.hstack(blocks), groups, tuple(layout), (model.groups, *model.vc_formula),
+                       tuple(variance_names(model)))

@@ -32,7 +32,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtr
 
 from lmmsim.fit.exact.profile import Stats, evaluate, matvec, optimise, sufficient_stats
 
@@ -106,6 +105,8 @@ class RandomInterceptFit:
 
     def wald_p(self, null: float | np.ndarray = 0.0) -> np.ndarray:
         """Two-sided normal p-values of :meth:`wald_z`, shape (R, p)."""
+        from scipy.special import ndtr  # imported here: importing lmmsim (and its CLI) stays quick
+
         return 2.0 * ndtr(-np.abs(self.wald_z(null)))
 
 
