@@ -284,7 +284,7 @@ class Design:
         Name of the outcome column.
     dropout : Dropout, optional
         Monotone dropout to apply after simulating.
-    residual : AR1, optional
+    residual : lmmsim.residual.AR1, optional
         Correlated residuals within units; default independent.
     """
 
