@@ -14,10 +14,12 @@ from lmmsim.design import Categorical, Design, Dropout, Factor, Indicator, Norma
 from lmmsim.fit import Fit, FitStatus, fit_lmm, fit_ols
 from lmmsim.model import ModelSpec
 from lmmsim.recovery import blups, recovery
+from lmmsim.residual import AR1
 from lmmsim.simulate import Simulation, simulate
 from lmmsim.truth import Truth
 
 __all__ = [
+    "AR1",
     "Categorical",
     "Design",
     "Dropout",

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lmmsim.frozen import FrozenMap
+from lmmsim.residual import AR1
 from lmmsim.validate import check_count, check_finite, check_name, check_sd
 
 INTERCEPT = "Intercept"
@@ -283,6 +284,8 @@ class Design:
         Name of the outcome column.
     dropout : Dropout, optional
         Monotone dropout to apply after simulating.
+    residual : lmmsim.residual.AR1, optional
+        Correlated residuals within units; default independent.
     """
 
     factors: tuple[Factor, ...]
@@ -293,6 +296,7 @@ class Design:
     covariates: tuple[Covariate, ...] = ()
     outcome: str = "y"
     dropout: Dropout | None = None
+    residual: AR1 | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "factors", tuple(self.factors))
@@ -351,6 +355,8 @@ class Design:
                     f"dropout: occasion {self.dropout.occasion!r} must be a factor with values nested "
                     f"within unit {self.dropout.unit!r}"
                 )
+        if self.residual is not None:
+            self.residual.check(self.factors, single_tree=len(self.leaf_counts()) == 1)
 
     @property
     def n_obs(self) -> int:

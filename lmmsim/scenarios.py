@@ -25,6 +25,7 @@ from typing import Any
 from lmmsim.design import Categorical, Design, Dropout, Factor, Indicator, Normal, RandomEffect
 from lmmsim.frozen import FrozenMap
 from lmmsim.model import ModelSpec
+from lmmsim.residual import AR1
 from lmmsim.validate import CORRELATION, KINDS, PROPORTION, REAL, SD, Kind, count
 
 PLANT_TREATMENTS = ("Control", "FertA", "FertB")
@@ -142,6 +143,7 @@ def _blood_pressure(
     sigma_e: float = 6.0,
     dropout: float = 0.0,
     dropout_slope: float = 1.0,
+    phi: float = 0.0,
 ) -> Design:
     """Patients measured weekly after starting a drug or placebo, with optional dropout.
 
@@ -172,6 +174,9 @@ def _blood_pressure(
     dropout_slope : float
         Log-odds of leaving per SD of the last reading: patients whose blood pressure is
         high leave more often (missing at random).
+    phi : float
+        Lag-1 autocorrelation φ of a patient's residuals from week to week, in (-1, 1);
+        0 keeps them independent.
     """
     return Design(
         factors=(Factor("patient", n_patients), Factor("week", n_weeks, within="patient", values=range(n_weeks))),
@@ -182,6 +187,7 @@ def _blood_pressure(
         sigma_e=sigma_e,
         outcome="bp",
         dropout=Dropout("patient", "week", rate=dropout, slope=dropout_slope) if dropout > 0 else None,
+        residual=AR1(phi, "patient", "week") if phi != 0 else None,
     )
 
 
@@ -198,6 +204,7 @@ def _plant_growth(
     sigma_u1: float = 0.4,
     rho: float = 0.2,
     sigma_e: float = 0.8,
+    phi: float = 0.0,
 ) -> Design:
     """The article's fertilizer experiment: Control, FertA and FertB plots measured weekly.
 
@@ -225,6 +232,10 @@ def _plant_growth(
         Correlation of a plot's intercept and growth rate.
     sigma_e : float
         Residual SD (measurement noise).
+    phi : float
+        Lag-1 autocorrelation φ of a plot's residuals from week to week (this week's
+        height is related to last week's beyond the plot's line), in (-1, 1); 0 keeps
+        them independent.
     """
     return Design(
         factors=(Factor("plot", n_plots), Factor("week", n_weeks, within="plot", values=range(n_weeks))),
@@ -241,6 +252,7 @@ def _plant_growth(
         random=(RandomEffect("plot", {"Intercept": sigma_u0, "week": sigma_u1}, corr=rho),),
         sigma_e=sigma_e,
         outcome="height",
+        residual=AR1(phi, "plot", "week") if phi != 0 else None,
     )
 
 
@@ -267,7 +279,7 @@ blood_pressure = Scenario(
         lme4="bp ~ week * drug + (1 + week | patient)",
     ),
     kinds={"n_patients": count(2), "n_weeks": count(2), "sigma_u0": SD, "sigma_u1": SD, "rho": CORRELATION,
-           "sigma_e": SD, "dropout": PROPORTION, "dropout_slope": REAL,
+           "sigma_e": SD, "dropout": PROPORTION, "dropout_slope": REAL, "phi": CORRELATION,
            **dict.fromkeys(("beta0", "beta1", "beta2", "beta3"), REAL)},
 )
 plant_growth = Scenario(
@@ -281,7 +293,7 @@ plant_growth = Scenario(
         levels={"treatment": PLANT_TREATMENTS},
     ),
     kinds={"n_plots": count(len(PLANT_TREATMENTS)), "n_weeks": count(2), "sigma_u0": SD, "sigma_u1": SD,
-           "rho": CORRELATION, "sigma_e": SD,
+           "rho": CORRELATION, "sigma_e": SD, "phi": CORRELATION,
            **dict.fromkeys(("beta0", "beta1", "beta2", "beta3", "shift_a", "shift_b"), REAL)},
 )
 

@@ -25,6 +25,8 @@ class Truth:
         For each grouping factor, the correlation matrix of its terms (ρ).
     sigma_e : float
         Residual SD σ_ε.
+    phi : float
+        Lag-1 autocorrelation φ of the residuals within a unit (0: independent).
     provenance : mapping
         Where the truth came from (scenario, parameters, seed); informational.
     """
@@ -34,11 +36,13 @@ class Truth:
     corr: Mapping[str, tuple[tuple[float, ...], ...]]
     sigma_e: float
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    phi: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("beta", "sd", "corr", "provenance"):
             object.__setattr__(self, name, freeze(getattr(self, name)))
         object.__setattr__(self, "sigma_e", float(self.sigma_e))
+        object.__setattr__(self, "phi", float(self.phi))
 
     @classmethod
     def from_design(cls, design: Design, provenance: Mapping[str, Any] | None = None) -> Truth:
@@ -49,6 +53,7 @@ class Truth:
             corr={r.factor: r.corr for r in design.random},
             sigma_e=design.sigma_e,
             provenance=provenance or {},
+            phi=design.residual.phi if design.residual is not None else 0.0,
         )
 
     @property
@@ -77,8 +82,9 @@ class Truth:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; ``icc`` is included for readers and ignored on reading."""
-        return {
+        """A JSON-ready dict; ``icc`` is included for readers and ignored on reading;
+        ``phi`` only when the residuals are autocorrelated."""
+        out = {
             "beta": thaw(self.beta),
             "sd": thaw(self.sd),
             "corr": thaw(self.corr),
@@ -86,6 +92,9 @@ class Truth:
             "icc": self.icc,
             "provenance": thaw(self.provenance),
         }
+        if self.phi != 0:
+            out["phi"] = self.phi
+        return out
 
     def to_json(self) -> str:
         """Serialise; floats are written with the shortest repr that reads back exactly."""
@@ -103,6 +112,7 @@ class Truth:
             corr={k: tuple(tuple(row) for row in v) for k, v in data["corr"].items()},
             sigma_e=data["sigma_e"],
             provenance=data.get("provenance", {}),
+            phi=data.get("phi", 0.0),
         )
 
     @classmethod

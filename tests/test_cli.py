@@ -154,6 +154,7 @@ BAD_COMMANDS = {
     "--set without name": (["simulate", "schools", "--seed", "1", "--set", "=5"], ["--set", "'=5'", "NAME=VALUE"]),
     "--set without value": (["simulate", "schools", "--seed", "1", "--set", "n_schools="], ["--set", "'n_schools='", "NAME=VALUE"]),
     "dropout out of range": (["simulate", "blood_pressure", "--seed", "1", "--set", "dropout=1"], ["dropout", "1.0", "[0, 1)"]),
+    "AR(1) phi of 1": (["simulate", "plant_growth", "--seed", "1", "--set", "phi=1"], ["phi", "1.0", "(-1, 1)"]),
     "negative seed": (["simulate", "schools", "--seed", "-4"], ["--seed", "-4", "non-negative whole number"]),
     "non-integer seed": (["simulate", "schools", "--seed", "1.5"], ["--seed", "'1.5'", "non-negative whole number"]),
     "missing seed": (["simulate", "schools"], ["--seed is required"]),

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import crossed_design
 
-from lmmsim import Categorical, Design, Dropout, Factor, Indicator, Normal, RandomEffect
+from lmmsim import AR1, Categorical, Design, Dropout, Factor, Indicator, Normal, RandomEffect
 from lmmsim.validate import check_count, check_finite, check_name, check_sd
 
 
@@ -217,3 +217,54 @@ def test_validate_helpers():
     for bad in ("", "1abc", "a-b", 3):
         with pytest.raises(ValueError, match="letters, digits and underscores"):
             check_name("col", bad)
+
+
+# ---------------------------------------------------------------- AR(1) residuals
+
+
+def ar1_design(residual, **factors) -> Design:
+    """Plots with weekly occasions and the given residual structure."""
+    week = factors.get("week", Factor("week", 4, within="plot", values=range(4)))
+    return Design(
+        factors=(Factor("plot", 5), week, *factors.get("extra", ())),
+        formula="week",
+        beta={"Intercept": 0.0, "week": 1.0},
+        random=(RandomEffect("plot", {"Intercept": 1.0}),),
+        sigma_e=1.0,
+        residual=residual,
+    )
+
+
+@pytest.mark.parametrize("phi", [1.0, -1.0, 1.5, math.nan, math.inf, "0.5", True])
+def test_ar1_refuses_phi_outside_the_open_interval(phi):
+    with pytest.raises(ValueError, match=r"^phi: got .*, expected a") as err:
+        AR1(phi, "plot", "week")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("residual", "extra", "words"), [
+    (AR1(0.5, "field", "week"), {}, ["unit 'field'", "not a factor"]),
+    (AR1(0.5, "plot", "day"), {}, ["occasion 'day'", "nested within unit 'plot'"]),
+    (AR1(0.5, "plot", "week"), {"week": Factor("week", 4, within="plot")}, ["occasion 'week'", "with values"]),
+    (AR1(0.5, "plot", "week"), {"week": Factor("week", 3, within="plot", values=(0, 2, 1))},
+     ["values of factor 'week'", "[0.0, 2.0, 1.0]", "increasing"]),
+    (AR1(0.5, "plot", "week"), {"extra": (Factor("rater", 2),)}, ["deepest factor of the only grouping tree"]),
+    (AR1(0.5, "plot", "week"), {"extra": (Factor("leaf", 2, within="week"),)}, ["deepest factor"]),
+])
+def test_ar1_needs_one_ordered_series_per_unit(residual, extra, words):
+    with pytest.raises(ValueError) as err:
+        ar1_design(residual, **extra)
+    message = str(err.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message, message
+
+
+def test_ar1_design_is_valid_and_truth_records_phi():
+    from lmmsim import Truth, simulate
+
+    design = ar1_design(AR1(-0.4, "plot", "week"))
+    truth = simulate(design, seed=1).truth
+    assert truth.phi == -0.4
+    assert Truth.from_json(truth.to_json()).phi == -0.4
+    assert "phi" not in simulate(ar1_design(None), seed=1).truth.to_dict()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lmmsim import Categorical, Design, Factor, ModelSpec, Normal, RandomEffect, scenarios, simulate
+from lmmsim import AR1, Categorical, Design, Factor, ModelSpec, Normal, RandomEffect, scenarios, simulate
 from lmmsim.montecarlo import replication_seed
 from lmmsim.simulate import design_matrices, draws, simulate_batch
 
@@ -23,6 +23,12 @@ def categorical_design() -> Design:
 
 
 DESIGNS = {
+    "ar1": (Design(
+        factors=(Factor("site", 5), Factor("visit", 4, within="site", values=range(4))),
+        formula="visit", beta={"Intercept": 1.0, "visit": 0.3},
+        random=(RandomEffect("site", {"Intercept": 0.7}),), sigma_e=1.3,
+        residual=AR1(0.6, "site", "visit"),
+    ), ModelSpec("y ~ visit", "site")),
     "cluster_trial": (scenarios.cluster_trial(n_clusters=6, cluster_size=4), scenarios.cluster_trial.model),
     "categorical": (categorical_design(), ModelSpec("y ~ arm + z", "site", levels={"arm": ("a", "b", "c")})),
 }

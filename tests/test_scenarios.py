@@ -22,11 +22,11 @@ def test_registry_and_defaults():
     )
     assert scenarios.blood_pressure.parameters == dict(
         n_patients=40, n_weeks=8, beta0=150.0, beta1=-0.3, beta2=0.0, beta3=-1.5,
-        sigma_u0=12.0, sigma_u1=1.0, rho=-0.3, sigma_e=6.0, dropout=0.0, dropout_slope=1.0,
+        sigma_u0=12.0, sigma_u1=1.0, rho=-0.3, sigma_e=6.0, dropout=0.0, dropout_slope=1.0, phi=0.0,
     )
     assert scenarios.plant_growth.parameters == dict(
         n_plots=12, n_weeks=6, beta0=10.0, beta1=2.0, beta2=0.8, beta3=1.6, shift_a=0.0, shift_b=0.0,
-        sigma_u0=1.0, sigma_u1=0.4, rho=0.2, sigma_e=0.8,
+        sigma_u0=1.0, sigma_u1=0.4, rho=0.2, sigma_e=0.8, phi=0.0,
     )
     assert scenarios.cluster_trial.parameters == dict(
         n_clusters=30, cluster_size=20, beta0=0.0, beta1=0.0, beta2=0.5, sigma_u=1.0, sigma_e=3.0,

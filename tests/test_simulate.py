@@ -10,7 +10,7 @@ import pytest
 import statsmodels.api as sm
 from conftest import Z, corr_se, crossed_design, one_way_design, sd_se
 
-from lmmsim import Categorical, Design, Dropout, Factor, Indicator, Normal, RandomEffect, simulate
+from lmmsim import AR1, Categorical, Design, Dropout, Factor, Indicator, Normal, RandomEffect, simulate
 from lmmsim.io import csv_text
 
 # ---------------------------------------------------------------- layout
@@ -329,3 +329,48 @@ def test_dropout_is_missing_at_random():
     assert abs(est[1] - slope) < Z * se[1]
     assert est[1] > Z * se[1]  # higher last value → more dropout
     assert abs(est[2]) < Z * se[2]  # the unobserved next value plays no part
+
+
+# ---------------------------------------------------------------- AR(1) residuals
+
+
+def ar1_series(phi: float, n_units: int = 3000, m: int = 6) -> np.ndarray:
+    """The simulated residuals ε of an AR(1) design as an (n_units, m) array, in week order."""
+    design = Design(
+        factors=(Factor("plot", n_units), Factor("week", m, within="plot", values=range(m))),
+        formula="1",
+        beta={"Intercept": 0.0},
+        random=(RandomEffect("plot", {"Intercept": 0.5}),),
+        sigma_e=2.0,
+        residual=AR1(phi, "plot", "week"),
+    )
+    sim = simulate(design, seed=11)
+    frame = sim.data.assign(e=sim.residuals)
+    return frame.pivot(index="plot", columns="week", values="e").to_numpy()
+
+
+@pytest.mark.parametrize("phi", [0.0, 0.5, -0.6, 0.9])
+def test_ar1_residuals_have_the_lag_correlations_of_phi(phi):
+    # Per plot, the mean of e_t e_{t+k} / σ_ε² has expectation φ^k (σ_ε is known, the
+    # series stationary); plots are independent, so the SE of the mean over plots is
+    # their SD / √J.
+    e = ar1_series(phi) / 2.0
+    for lag in (0, 1, 2):
+        per_plot = (e[:, lag:] * e[:, : e.shape[1] - lag]).mean(axis=1)
+        se = per_plot.std(ddof=1) / np.sqrt(len(per_plot))
+        assert abs(per_plot.mean() - phi**lag) < Z * se, (lag, per_plot.mean(), phi**lag, se)
+
+
+def test_zero_phi_scenarios_keep_their_data():
+    # phi = 0 is the independent design itself, so existing data are unchanged.
+    from lmmsim import scenarios
+
+    for scenario in (scenarios.plant_growth, scenarios.blood_pressure):
+        assert scenario(phi=0.0) == scenario()
+        with_ar1 = simulate(scenario(phi=0.5), seed=4)
+        plain = simulate(scenario(), seed=4)
+        assert with_ar1.truth.phi == 0.5 and plain.truth.phi == 0.0
+        # Covariates and random effects come from their own streams: only ε changes.
+        pd.testing.assert_frame_equal(with_ar1.random_effects[scenario.model.groups],
+                                      plain.random_effects[scenario.model.groups])
+        assert not np.allclose(with_ar1.residuals, plain.residuals)

@@ -48,7 +48,7 @@ class Draws:
     random_effects : dict of str to ndarray
         Each factor's random effects u, shape (units, terms).
     residuals : ndarray
-        ε per row, already scaled by σ_ε.
+        ε per row, already scaled by σ_ε (and autocorrelated if the design says so).
     dropout : numpy.random.Generator or None
         The stream for dropout, drawn from once the outcome is known (``None``
         for a design without dropout).
@@ -73,7 +73,8 @@ def draw(design: Design, units: dict[str, tuple[list, np.ndarray]], n_rows: int,
         n_units, codes = (n_rows, np.arange(n_rows)) if c.level is None else (len(units[c.level][0]), units[c.level][1])
         covariates[c.name] = covariate(c, n_units, codes, rng["covariates"])
     random_effects = {e.factor: effects(e, len(units[e.factor][0]), rng["random_effects"]) for e in design.random}
-    residuals = design.sigma_e * rng["residuals"].standard_normal(n_rows)
+    z = rng["residuals"].standard_normal(n_rows)
+    residuals = design.sigma_e * (z if design.residual is None else autoregress(design.residual, z, units))
     return Draws(covariates, random_effects, residuals, rng.get("dropout"))
 
 
@@ -105,3 +106,22 @@ def _root(corr: tuple[tuple[float, ...], ...]) -> np.ndarray:
     root = vectors * np.sqrt(np.clip(values, 0, None))
     root.setflags(write=False)
     return root
+
+
+def autoregress(ar1, z: np.ndarray, units: dict[str, tuple[list, np.ndarray]]) -> np.ndarray:
+    """Turn independent N(0, 1) draws into stationary AR(1) series, one per unit.
+
+    In each unit, taken in occasion order, e_1 = z_1 and e_t = φ e_{t-1} + √(1 - φ²) z_t,
+    so every e_t is N(0, 1) and corr(e_s, e_t) = φ^|s-t|.
+    """
+    unit_codes = units[ar1.unit][1]
+    occasion_codes = units[ar1.occasion][1]
+    order = np.lexsort((occasion_codes, unit_codes))
+    series = z[order].reshape(len(units[ar1.unit][0]), -1)
+    e = np.empty_like(series)
+    e[:, 0] = series[:, 0]
+    for t in range(1, series.shape[1]):
+        e[:, t] = ar1.phi * e[:, t - 1] + np.sqrt(1 - ar1.phi**2) * series[:, t]
+    out = np.empty_like(z)
+    out[order] = e.ravel()
+    return out
