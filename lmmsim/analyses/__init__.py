@@ -29,9 +29,8 @@ The analyses (``ANALYSES``; every test is two-sided, of the null value 0):
     OLS of the J cluster means of y on the cluster-level columns of X; t test with
     J − p_b df. Reports only cluster-level coefficients (constant within every cluster).
 ``lmm_wald``
-    LMM by REML; statsmodels' SE (from the observed information of β and the variance
-    parameters) and Wald z test. (Batch form: at the boundary σ̂_u = 0, where that
-    information is not defined, the model-based SE of ``lmm_t``.)
+    LMM by REML; the model-based SE of ``lmm_t`` (lme4's, which :func:`lmmsim.fit.fit_lmm`
+    reports) and a Wald z test: it differs from ``lmm_t`` only in the normal reference.
 ``lmm_t``
     LMM by REML; model-based SE ``sqrt(diag(σ̂²(X'V̂₀⁻¹X)⁻¹))`` (the variance
     components treated as known, as lme4) and a t test with **between-within**

@@ -55,15 +55,8 @@ def gls_covariance(result) -> np.ndarray:
     return np.linalg.inv(A)
 
 
-def observed_se(fit) -> np.ndarray:
-    """statsmodels-like SEs (observed information of β and γ); at the boundary γ = 0,
-    where that information is not defined, the model-based SE."""
-    usable = ~fit.boundary[:, None] & np.isfinite(fit.se_observed)
-    return np.where(usable, fit.se_observed, fit.se)
-
-
 def lmm_wald(data, model, coefs):
-    """statsmodels' SE and a Wald z test."""
+    """The model-based SE (as lme4) and a Wald z test."""
     fit = lmm(data, model)
     status = fit_status(fit)
     if status.code == "failed":
@@ -76,7 +69,7 @@ def lmm_wald_batch(fits: BatchFits, coefs):
     """:func:`lmm_wald` of every replication of a batch (exact REML)."""
     idx = select(fits.batch.columns, coefs)
     status, message = exact_status(fits.reml)
-    return batch_result(coefs, fits.reml.beta[:, idx], observed_se(fits.reml)[:, idx], np.nan, status, message)
+    return batch_result(coefs, fits.reml.beta[:, idx], fits.reml.se[:, idx], np.nan, status, message)
 
 
 def lmm_t(data, model, coefs):

@@ -18,7 +18,7 @@ from lmmsim.analyses.base import (
     join,
     select,
 )
-from lmmsim.analyses.lmm import lmm, observed_se
+from lmmsim.analyses.lmm import lmm
 from lmmsim.design import INTERCEPT
 from lmmsim.fit.exact import fit_random_intercept
 from lmmsim.fit.status import worst
@@ -73,7 +73,7 @@ def lrt_batch(fits: BatchFits, coefs):
         worse = np.array([STATUSES.index(x) for x in s]) > np.array([STATUSES.index(x) for x in status])
         status = np.where(worse, s, status)
         message = np.where(s != "ok", [join(a, f"reduced fit: {c}") for a, c in zip(message, m)], message)
-    est, se = full.beta[:, idx], observed_se(full)[:, idx]
+    est, se = full.beta[:, idx], full.se[:, idx]
     _, _, low, high = t_or_z(est, se, np.nan)
     return batch_result(coefs, est, se, 1.0, status.astype(object), message.astype(object), statistic=lr,
                         p_value=stats.chi2.sf(lr, 1), ci=(low, high))
