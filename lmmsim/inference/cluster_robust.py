@@ -99,7 +99,7 @@ def cluster_robust(y, X, groups, *, contrasts=None, type: str = "CR2") -> Cluste
         Cluster labels, shared; at least 2 clusters.
     contrasts : array_like, shape (p,) or (m, p), optional
         Each row a contrast ``l`` tested on its own; default every coefficient.
-    type : {"CR2", "CR1"}
+    type : str
         CR2 (Bell–McCaffrey) with Satterthwaite df, or CR1 (the statsmodels/Stata
         small-sample factor) with J − 1 df.
 
