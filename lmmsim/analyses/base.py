@@ -261,7 +261,7 @@ class Analysis:
 def guarded(analysis: Analysis, data: pd.DataFrame, model: ModelSpec, coefs: tuple[str, ...]) -> pd.DataFrame:
     """Run ``analysis.fit``; an exception becomes a ``"failed"`` row per coefficient and
     warnings are appended to the message. Every parameter the analysis reports has a row
-    (see :func:`lmmsim.analyses.base.complete`)."""
+    (see ``lmmsim.analyses.base.complete``)."""
     expected = analysis.parameters(model, coefs)
     with captured_warnings() as caught:
         try:

@@ -28,7 +28,7 @@ def fit_ols(data: pd.DataFrame, model: ModelSpec, *, cluster: bool = False) -> F
     -------
     Fit
         With ``sd(residual)`` as the only variance parameter; ``failed``, without estimates,
-        if X is rank deficient (see :func:`lmmsim.fit.ols.rank_deficiency`).
+        if X is rank deficient (see ``lmmsim.fit.ols.rank_deficiency``).
     """
     import patsy  # imported here: statsmodels takes ~1 s to import, and the CLI rarely fits
     import statsmodels.formula.api as smf

@@ -35,7 +35,7 @@ class Fit:
         give).
     deviance : object or None
         For mixed models, lme4's profiled deviance of the model and data
-        (:mod:`lmmsim.inference.deviance`); None for OLS.
+        (``lmmsim.inference.deviance``); None for OLS.
     theta : numpy.ndarray or None
         The estimate in lme4's parameterisation θ (relative covariance factor).
     """
@@ -52,7 +52,7 @@ class Fit:
     def satterthwaite(self, L: Any = None) -> pd.DataFrame:
         """t tests of the fixed effects, or of contrasts ``L``, with Satterthwaite df.
 
-        See :func:`lmmsim.inference.satterthwaite.satterthwaite`: columns ``estimate``,
+        See ``lmmsim.inference.satterthwaite.satterthwaite``: columns ``estimate``,
         ``se``, ``df``, ``t``, ``p_value``.
         """
         from lmmsim.inference.satterthwaite import satterthwaite  # scipy: loaded when used

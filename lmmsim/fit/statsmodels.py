@@ -55,7 +55,7 @@ def fit_lmm(data: pd.DataFrame, model: ModelSpec, *, reml: bool = True, optimize
     saying so, and has no estimates.
 
     Thread-safe: statsmodels' warnings choose the optimizer and the status, so fits in
-    different threads of one process take turns (see :func:`~lmmsim.fit.status.exclusive`).
+    different threads of one process take turns (see ``lmmsim.fit.status.exclusive``).
     """
     with exclusive():
         return _fit_lmm(data, model, reml, optimizers)

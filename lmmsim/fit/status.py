@@ -45,7 +45,7 @@ class FitStatus:
     ----------
     converged : bool
         The fit is at a verified local maximum of the criterion (see
-        :mod:`lmmsim.fit.verify`): gradient negligible, Hessian of the profiled criterion
+        ``lmmsim.fit.verify``): gradient negligible, Hessian of the profiled criterion
         negative definite off the bounds, and no better point found from the other
         optimizers' points and several starts.
     boundary : bool

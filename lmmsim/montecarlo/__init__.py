@@ -74,8 +74,8 @@ running again with the same arguments reuses finished chunks and computes only t
 rest, and returns the same table as an uninterrupted run. A run holds the folder while
 it runs (a second run on it is refused), and a chunk file is reused only if it is
 complete and was written by the same run with the same lmmsim code (otherwise it is
-computed again); see :mod:`lmmsim.montecarlo.checkpoint`. Ctrl-C raises
-:class:`~lmmsim.montecarlo.run.Interrupted` (a ``KeyboardInterrupt``) saying how many
+computed again); see ``lmmsim.montecarlo.checkpoint``. Ctrl-C raises
+``lmmsim.montecarlo.run.Interrupted`` (a ``KeyboardInterrupt``) saying how many
 replications are saved. ``reps`` may be increased
 between runs (chunks are keyed by their replications).
 

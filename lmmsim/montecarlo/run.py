@@ -92,8 +92,8 @@ def run(
     ValueError
         For invalid arguments, before anything is simulated, and for a checkpoint folder
         that another run is using or that holds another run's results.
-    lmmsim.montecarlo.run.Interrupted
-        On Ctrl-C (a ``KeyboardInterrupt``): says how many replications the checkpoint holds.
+    KeyboardInterrupt
+        On Ctrl-C (``lmmsim.montecarlo.run.Interrupted``): says how many replications the checkpoint holds.
     """
     plan = make_plan(study, reps=reps, seed=seed, analyses=analyses, params=params, grid=grid, model=model,
                      coefs=coefs, chunk_size=chunk_size, fast=fast)
