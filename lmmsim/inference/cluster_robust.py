@@ -28,8 +28,8 @@ be somewhat liberal or conservative. It estimates the population-averaged (OLS)
 coefficients, which are the LMM's only when the mean is correctly specified, and it
 gives up the efficiency a mixed model gains from modelling the correlation.
 
-Method
-------
+How CR2 is computed
+-------------------
 With ``M = (X'X)⁻¹``, residuals ``e``, ``G_j = X_j'X_j`` and scores ``u_j = X_j'e_j``,
 the adjustment matrix is ``A_j = I + X_j F_j X_j'`` with ``F_j = C W diag(φ(λ)) W'C'``,
 where ``C C' = M`` (Cholesky), ``W diag(λ) W'`` is the eigendecomposition of ``C'G_jC``

@@ -5,8 +5,8 @@ For a contrast ``l'β`` of the fixed effects of ``y = Xβ + u[group] + ε`` fitt
 (Kuznetsova, Brockhoff & Christensen 2017, *J. Stat. Softw.* 82(13)) reports for an
 ``lmer`` fit, for many replications at once and without numerical differentiation.
 
-Method
-------
+How the degrees of freedom are computed
+---------------------------------------
 lmerTest works in lme4's variance parameters ``φ = (θ, σ)`` with ``θ = σ_u / σ``.
 With ``v(φ) = l' C(φ) l`` the variance of ``l'β̂`` (``C = σ² (X'V₀⁻¹X)⁻¹``, lme4's
 ``vcov``), ``g = ∂v/∂φ`` and ``H`` the Hessian of the deviance ``D(φ)`` (−2 times the
