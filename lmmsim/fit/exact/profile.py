@@ -79,7 +79,7 @@ def _dot(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.einsum("a...,a...->...", u, v)
 
 
-def _inverse_logdet(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def inverse_logdet(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Inverse, in place, and log-determinant of positive definite ``a[i, j, ...]``.
 
     Gauss-Jordan sweeps vectorised over the trailing axes: for the small
@@ -108,7 +108,7 @@ def evaluate(st: Stats, gamma: np.ndarray, d: int, reml: bool, second: bool = Tr
     lam = 1.0 / (1.0 + st.size * gamma[:, None, :])  # (G, K, R)
     a = st.w_xx + _ksum(lam, st.b_xx)
     b = st.w_xy + _ksum(lam, st.b_xy)
-    a_inv, logdet = _inverse_logdet(a)
+    a_inv, logdet = inverse_logdet(a)
     beta = matvec(a_inv, b)
     q = st.w_yy + _ksum(lam, st.b_yy) - _dot(b, beta)
     log_v = -(st.count * np.log(lam)).sum(1)
