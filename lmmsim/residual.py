@@ -19,7 +19,9 @@ class AR1:
 
     Within a unit, ε at consecutive occasions correlate by φ, at occasions k apart by
     φ^k (lags count occasions in order, whatever their ``values``); each ε keeps SD
-    σ_ε and units are independent. This is the structure of nlme's ``corAR1``.
+    σ_ε and units are independent. This is nlme's ``corAR1(form = ~ 1 | unit)``, and
+    ``corAR1(form = ~ occasion | unit)`` when the occasion values are consecutive integers
+    (nlme counts lags by differences in the occasion's value, lmmsim by position).
 
     Parameters
     ----------
