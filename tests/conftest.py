@@ -8,6 +8,7 @@ Statistical tests use fixed seeds and tolerances derived from standard errors: a
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -59,8 +60,23 @@ def start_cli(args: list[str], cwd: Path) -> subprocess.Popen:
     """Start ``python -m lmmsim`` without waiting (to run several processes at once)."""
     env = {**os.environ, "PYTHONHASHSEED": "random"}
     return subprocess.Popen(
-        [str(PYTHON), "-m", "lmmsim", *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [str(PYTHON), "-m", "lmmsim", *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_default_sigint if os.name == "posix" else None, start_new_session=True,
     )
+
+
+def _default_sigint() -> None:
+    # A suite started in the background (`cmd &`, nohup, some CI runners) ignores SIGINT, the child
+    # inherits that and Python then never raises KeyboardInterrupt: the Ctrl-C tests would wait forever.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def kill_cli(proc: subprocess.Popen) -> None:
+    """Kill a process from :func:`start_cli` with every worker it started (its own session)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError, AttributeError):  # gone already; or not POSIX
+        proc.kill()
 
 
 def assert_one_line_error(stderr: str) -> str:

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from conftest import PYTHON, assert_one_line_error, start_cli
+from conftest import PYTHON, assert_one_line_error, kill_cli, start_cli
 from pandas.testing import assert_frame_equal
 
 from lmmsim import montecarlo as mc
@@ -147,7 +147,7 @@ def test_ctrl_c_says_what_is_saved(tmp_path, workers):
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=300)
     finally:
-        proc.kill()
+        kill_cli(proc)
     assert proc.returncode == 130
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     line = err.rstrip("\n")
