@@ -14,7 +14,8 @@ pool of one process per core and caches them.  myst-nb then finds every notebook
   of the chapter, the environment of the build (one BLAS thread, the book's ``IPYTHONDIR`` set by
   ``lmmsim_book`` at ``config-inited``), myst-nb's timeout and ``allow_errors``; so its outputs do
   not depend on which worker ran it;
-* a failing notebook fails the build: its traceback is logged and the build stops before reading.
+* a failing notebook fails the build: the executor logs its traceback and the build stops before
+  reading.
 """
 
 from __future__ import annotations
@@ -65,11 +66,8 @@ def execute_in_parallel(app: Sphinx, env, docnames: list[str]) -> None:
         allow_errors=app.config.nb_execution_allow_errors,
     )
     failed = result.excepted + result.errored
-    for uri in failed:
-        traceback = cache.get_project_record(uri).traceback or "(no traceback recorded: see the log above)"
-        logger.warning("Executing notebook failed: %s\n%s", uri, traceback, type="mystnb", subtype="exec")
-    if failed:
-        raise ExtensionError(f"{len(failed)} notebook(s) failed to execute: {', '.join(failed)}")
+    if failed:  # the executor has logged each failure with its traceback
+        raise ExtensionError(f"{len(failed)} notebook(s) failed to execute (tracebacks above): {', '.join(failed)}")
     if result.succeeded:
         logger.info("executed %d notebook(s) in parallel", len(result.succeeded))
 
