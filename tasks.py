@@ -9,10 +9,12 @@
 
 The virtual environment is (re)installed only when requirements.txt or pyproject.toml change.
 Notebooks execute through the jupyter-cache in _build/.jupyter_cache, so a rebuild without changes
-executes nothing. The cache keys on a notebook's code only, so it is cleared whenever the lmmsim
-package's files, the pinned requirements or the kernels' configuration
-(_ext/ipython_kernel_config.py) change (fingerprint in _build/.code-fingerprint): the site never
-shows numbers from old code. Both editions share the cache.
+executes nothing; the notebooks that must run execute in parallel, one per core, before Sphinx
+reads them (jupyter-cache's local-parallel executor, wired in by _ext/parallel_execution.py). The
+cache keys on a notebook's code only, so it is cleared whenever the lmmsim package's files, the
+pinned requirements or the kernels' configuration (_ext/ipython_kernel_config.py) change
+(fingerprint in _build/.code-fingerprint): the site never shows numbers from old code. Both
+editions share the cache.
 
 The tests run in one pytest invocation on 2 workers (LMMSIM_TEST_WORKERS to change; 0 = serial);
 screenshots of every page land in _build/screenshots/. The browser tests use /usr/bin/chromium
