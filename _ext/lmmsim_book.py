@@ -211,11 +211,15 @@ def site_assets(app: Sphinx, config) -> None:
         app.tags.add("student_edition")
 
 
+DESIGN_CLASS = re.compile(r'class="(?:[^"]*\s)?sd-')
+
+
 def trim_page_assets(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
     """No MathJax on a page without math (myst-nb asks Sphinx to load it on every page), and no
     sphinx-design assets (which jupyter-book always adds) on a page that uses none of its classes."""
     has_math = app.env.get_domain("math").has_equations(pagename)
-    has_design = "sd-" in context.get("body", "")
+    # a class of sphinx-design's (sd-...), not the text "sd-" (a chapter's code has "ss-sd-b1")
+    has_design = DESIGN_CLASS.search(context.get("body", "")) is not None
 
     def unused(item) -> bool:
         name = str(getattr(item, "filename", "") or "").split("?")[0]
