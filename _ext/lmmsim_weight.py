@@ -3,6 +3,17 @@
 Loaded through ``sphinx.local_extensions`` in ``_config.yml``; it works on the built HTML output
 (``build-finished``), so nothing here changes what the chapters execute.
 
+Math typeset at build time
+    MathJax in the reader's browser costs every page with math 0.8 MB of scripts (startup, core, TeX
+    input, CHTML output, font data). The same MathJax (the pinned django-static-mathjax files, same
+    components and options as the page would load) typesets each such page at build time in Node.js
+    (``_ext/mathjax_prerender.js``, MathJax's documented server-side use); the page keeps the CHTML
+    markup, the assistive MathML and MathJax's stylesheet, and loads only the MathJax fonts it uses.
+    In the browser MathJax scales math to the ex-height of the surrounding font; Node has no fonts to
+    measure, so the scale is fixed (``MATH_SCALE``) at what Chromium measured for the theme's body
+    text. The build needs ``node`` (Debian: ``apt-get install nodejs``; ``LMMSIM_NODE`` to point
+    elsewhere).
+
 Figures as palette PNGs
     The kernels save figures as 2x ("retina") RGBA PNGs of a few thousand colours, almost all of them
     the anti-aliased edges of lines and text. Each opaque figure is re-encoded with Pillow as a
@@ -22,15 +33,26 @@ Font Awesome subset
 from __future__ import annotations
 
 import io
+import json
+import logging as std_logging
 import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 from sphinx.application import Sphinx
+from sphinx.errors import ExtensionError
 from sphinx.util import logging
 
 logger = logging.getLogger(__name__)
 
+PRERENDER = Path(__file__).with_name("mathjax_prerender.js")
+MATH_FONTS = Path("_static") / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2"
+# MathJax's CHTML scale in node, where liteDOM takes the surrounding ex-height as 0.5 em: 1.125 makes it
+# 0.563 em, what MathJax measured in Chromium for the theme's body text (math at 127.3 % of the text).
+MATH_SCALE = 1.125
+_MATHJAX_SCRIPT = re.compile(r'<script[^>]*\ssrc="[^"]*mathjax/startup\.js')
 MAX_COLOUR_ERROR = 16  # levels of 255: the largest change of a channel a figure may take
 FONT_DIR = Path("_static") / "vendor" / "fontawesome" / "webfonts"
 _RULE = re.compile(r"([^{}]+)\{([^{}]*)\}")
@@ -44,6 +66,41 @@ def _write_atomically(path: Path, data: bytes) -> None:
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_bytes(data)
     os.replace(temporary, path)
+
+
+# ------------------------------------------------------------------------------------------ math
+def node_binary() -> str:
+    node = shutil.which(os.environ.get("LMMSIM_NODE", "node"))
+    if node is None:
+        raise ExtensionError(
+            "The book typesets its math with MathJax in Node.js at build time, and `node` was not found. "
+            "Install it (Debian/Ubuntu: sudo apt-get install -y nodejs) or set LMMSIM_NODE to a node binary."
+        )
+    return node
+
+
+def prerender_math(app: Sphinx, exc: Exception | None) -> None:
+    """Typeset every page that loads MathJax, in place, and drop its MathJax scripts."""
+    if exc is not None or app.builder.format != "html":
+        return
+    from lmmsim_book import mathjax_source
+
+    outdir = Path(app.outdir)
+    pages = [
+        path for path in sorted(outdir.rglob("*.html"))
+        if "_sources" not in path.parts and _MATHJAX_SCRIPT.search(path.read_text(encoding="utf-8"))
+    ]
+    node, es5 = node_binary(), mathjax_source() / "es5"
+    for path in pages:
+        fonts = os.path.relpath(outdir / MATH_FONTS, path.parent).replace(os.sep, "/")
+        config = {**app.config.mathjax3_config, "chtml": {"fontURL": fonts, "scale": MATH_SCALE}}
+        temporary = path.with_name(path.name + ".tmp")
+        done = subprocess.run([node, str(PRERENDER), str(es5), json.dumps(config), str(path), str(temporary)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise ExtensionError(f"MathJax could not typeset {path.relative_to(outdir)}:\n{done.stderr}")
+        os.replace(temporary, path)
+    logger.info("math typeset at build time on %d pages", len(pages))
 
 
 # ------------------------------------------------------------------------------------------- figures
@@ -134,13 +191,20 @@ def subset_icon_fonts(app: Sphinx, exc: Exception | None) -> None:
         return
     points = icon_code_points(outdir)
     before = sum(p.stat().st_size for p in fonts)
-    for path in fonts:
-        subset_font(path, points)
+    fonttools_log = std_logging.getLogger("fontTools")
+    level = fonttools_log.level
+    fonttools_log.setLevel(std_logging.WARNING)  # its INFO lines (tables pruned, glyph lists) are noise here
+    try:
+        for path in fonts:
+            subset_font(path, points)
+    finally:
+        fonttools_log.setLevel(level)
     after = sum(p.stat().st_size for p in fonts)
     logger.info("Font Awesome subset to %d icons: %.2f MB -> %.2f MB", len(points), before / 1e6, after / 1e6)
 
 
 def setup(app: Sphinx) -> dict:
+    app.connect("build-finished", prerender_math)
     app.connect("build-finished", compress_figures)
     app.connect("build-finished", subset_icon_fonts, priority=950)  # after every page and script is written
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
