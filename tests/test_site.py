@@ -118,12 +118,6 @@ def test_page_layout_for_readers(path, edition, servers, tabs):
     assert not problems, f"{edition} edition, {path}:\n  " + "\n  ".join(problems)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12, not yet met: a chapter loads 1.7-2.3 MB, of which MathJax 0.8 MB (startup, core, TeX "
-    "input, CHTML output and fonts), the theme's CSS 0.4 MB, the Font Awesome webfont 0.16 MB and the 2x "
-    "figures 0.1 MB each. Strict: when every chapter fits, this test fails until the mark is removed.",
-)
 def test_chapter_pages_weigh_less_than_the_limit():
     """Everything a chapter page loads (HTML, CSS, scripts, fonts, figures), measured by the layout test."""
     chapters = [(edition, page.html) for edition in EDITIONS for page in PAGES if page.is_notebook]
