@@ -222,7 +222,9 @@ def trim_page_assets(app: Sphinx, pagename: str, templatename: str, context: dic
     has_design = DESIGN_CLASS.search(context.get("body", "")) is not None
 
     def unused(item) -> bool:
-        name = str(getattr(item, "filename", "") or "").split("?")[0]
+        # Sphinx's builder stores local assets as "_static/<name>" (mathjax_path and the extensions'
+        # add_*_file calls give "<name>")
+        name = str(getattr(item, "filename", "") or "").split("?")[0].removeprefix("_static/")
         body = str(getattr(item, "attributes", {}).get("body", ""))
         if not has_math and (name == app.config.mathjax_path or body.startswith("window.MathJax")):
             return True
