@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Build the book and run the tests, from nothing but Python >= 3.11.
+"""Build the book and run the tests, from Python >= 3.11 and Node.js (which typesets the math).
 
     python3 tasks.py build     # create .venv, install pinned requirements, build _build/html
     python3 tasks.py student   # build the student edition (no solutions) into _build/student/html
@@ -19,7 +19,9 @@ editions share the cache.
 The tests run in one pytest invocation on 2 workers (LMMSIM_TEST_WORKERS to change; 0 = serial);
 screenshots of every page land in _build/screenshots/. The browser tests use /usr/bin/chromium
 (LMMSIM_CHROMIUM to point elsewhere); `test` installs Debian's chromium when it is missing and this
-runs as root with apt-get, and otherwise stops with the command to install it.
+runs as root with apt-get, and otherwise stops with the command to install it. The build needs
+Node.js (`node`, or LMMSIM_NODE) to typeset the math with MathJax at build time; Debian's nodejs is
+installed the same way when it is missing.
 
 The build is strict: any Sphinx warning is an error (-W), references are nit-picky (-n), a cell that
 raises fails the build (unless tagged raises-exception) and so does any stderr output of a cell.
@@ -47,6 +49,7 @@ CACHE = BUILD / ".jupyter_cache"
 FINGERPRINT = BUILD / ".code-fingerprint"
 STUDENT = BUILD / "student"
 CHROMIUM = os.environ.get("LMMSIM_CHROMIUM", "/usr/bin/chromium")
+NODE = os.environ.get("LMMSIM_NODE", "node")
 # One BLAS/OpenMP thread in the build's and nbval's kernels: multithreaded linear algebra may change
 # the last bits of a result from run to run, and nbval compares the re-executed outputs exactly.
 # On this 2-core machine (2 test workers) it is also faster. Set the variables to override.
@@ -108,6 +111,7 @@ def invalidate_stale_outputs() -> None:
 def sphinx(edition: str) -> None:
     """Build one edition with jupyter-book's Sphinx driver, in the project's Python (.venv)."""
     ensure_env()
+    ensure_node()
     invalidate_stale_outputs()
     start = time.perf_counter()
     run(PYTHON, Path(__file__).name, "_sphinx", edition)
@@ -158,21 +162,41 @@ def student() -> None:
     sphinx("student")
 
 
+def apt_install(package: str) -> bool:
+    """Install a Debian package when this runs as root with apt-get; False when it cannot try."""
+    apt = shutil.which("apt-get")
+    if not (apt and hasattr(os, "geteuid") and os.geteuid() == 0):
+        return False
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    run(apt, "update", env=env)
+    run(apt, "install", "-y", package, env=env)
+    return True
+
+
 def ensure_chromium() -> None:
     """The browser tests drive Debian's chromium; install it when we can, else say how."""
     if Path(CHROMIUM).exists():
         return
-    apt = shutil.which("apt-get")
-    if apt and hasattr(os, "geteuid") and os.geteuid() == 0 and CHROMIUM == "/usr/bin/chromium":
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        run(apt, "update", env=env)
-        run(apt, "install", "-y", "chromium", env=env)
-        if Path(CHROMIUM).exists():
-            return
+    if CHROMIUM == "/usr/bin/chromium" and apt_install("chromium") and Path(CHROMIUM).exists():
+        return
     sys.exit(
         f"The browser tests need Chromium at {CHROMIUM}, which is missing.\n"
         "Install it (Debian/Ubuntu): sudo apt-get update && sudo apt-get install -y chromium\n"
         "or point LMMSIM_CHROMIUM at a Chromium/Chrome binary, then run `python3 tasks.py test` again."
+    )
+
+
+def ensure_node() -> None:
+    """The build typesets the math with MathJax in Node.js (_ext/lmmsim_weight.py); install Debian's
+    nodejs when we can, else say how."""
+    if shutil.which(NODE):
+        return
+    if NODE == "node" and apt_install("nodejs") and shutil.which(NODE):
+        return
+    sys.exit(
+        f"The build needs Node.js ({NODE!r} not found) to typeset the book's math with MathJax.\n"
+        "Install it (Debian/Ubuntu): sudo apt-get update && sudo apt-get install -y nodejs\n"
+        "or point LMMSIM_NODE at a node binary, then run the build again."
     )
 
 

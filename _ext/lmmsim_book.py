@@ -3,14 +3,14 @@
 Loaded through ``sphinx.local_extensions`` in ``_config.yml``.
 
 Offline MathJax
-    MathJax 3 is served from the site itself.  The files come from the PyPI package
-    ``django-static-mathjax`` (pinned in requirements.txt; MathJax 3.2.2, Apache-2.0, the licence is
-    copied next to the files), so no CDN is contacted and nothing is vendored into the repository.
-    ``mathjax_path`` in ``_config.yml`` must be ``mathjax/startup.js`` (relative to ``_static``).
-    The startup component loads only what the book needs (``MATHJAX_LOAD``: TeX input, CHTML
-    output and the assistive MathML that screen readers read), about 0.65 MB instead of the 1.16 MB
-    of the combined ``tex-chtml.js``, which also holds the context menu. The extension copies these
-    components, the TeX extensions they may autoload and the CHTML fonts into ``_static/mathjax/``.
+    MathJax 3 comes from the PyPI package ``django-static-mathjax`` (pinned in requirements.txt;
+    MathJax 3.2.2, Apache-2.0, the licence is copied next to the files), so no CDN is contacted and
+    nothing is vendored into the repository. Sphinx's page template loads MathJax from
+    ``mathjax_path`` (``_config.yml``: ``mathjax/startup.js``) with the components in
+    ``MATHJAX_LOAD`` (TeX input, CHTML output and the assistive MathML that screen readers read);
+    ``_ext/lmmsim_weight.py`` then typesets each such page at build time with these very files and
+    options and removes the scripts, so the site serves only MathJax's CHTML fonts (copied into
+    ``_static/mathjax/``).
 
 No launch widgets
     jupyter-book always loads sphinx-thebe, which puts a CDN address for thebe (and its script) into
@@ -34,8 +34,9 @@ Reader's site (accessibility and page weight; see issue 12)
       before the themes bind the first ``.primary-toggle`` (pydata-sphinx-theme issue 2451).
     * fontawesome.js (1.5 MB, swaps icons for SVGs) is replaced by a stub: the theme's CSS already
       draws the same icons with the Font Awesome webfont.
-    * MathJax is loaded only on pages that have math, sphinx-design's assets only where used, and
-      the search index only on the search page (``_ext/templates/layout.html``).
+    * MathJax is loaded only on pages that have math (and there typeset at build time, see
+      ``_ext/lmmsim_weight.py``), sphinx-design's assets only where used, and the search index
+      only on the search page (``_ext/templates/layout.html``).
     * ``index.html`` is a small page with a title and a link, not a bare redirect; a favicon.
     * The Sphinx tag ``student_edition`` is set in the student edition (for ``{only}`` blocks).
 
@@ -69,9 +70,8 @@ logger = logging.getLogger(__name__)
 MATHJAX_PATH = "mathjax/startup.js"
 MATHJAX_DIST = "django-static-mathjax"
 MATHJAX_LOAD = ["input/tex", "output/chtml", "a11y/assistive-mml"]  # core is loaded as their dependency
-# Parts of MathJax's es5/ tree the site needs: startup, the components above and what they load lazily.
-MATHJAX_PARTS = ("startup.js", "core.js", "input/tex.js", "input/tex", "output/chtml.js", "output/chtml",
-                 "a11y/assistive-mml.js")
+# Parts of MathJax's es5/ tree the site serves: the CHTML fonts of the math typeset at build time.
+MATHJAX_PARTS = ("output/chtml/fonts/woff-v2",)
 
 
 # ------------------------------------------------------------------------------- kernel configuration
@@ -211,14 +211,20 @@ def site_assets(app: Sphinx, config) -> None:
         app.tags.add("student_edition")
 
 
+DESIGN_CLASS = re.compile(r'class="(?:[^"]*\s)?sd-')
+
+
 def trim_page_assets(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
     """No MathJax on a page without math (myst-nb asks Sphinx to load it on every page), and no
     sphinx-design assets (which jupyter-book always adds) on a page that uses none of its classes."""
     has_math = app.env.get_domain("math").has_equations(pagename)
-    has_design = "sd-" in context.get("body", "")
+    # a class of sphinx-design's (sd-...), not the text "sd-" (a chapter's code has "ss-sd-b1")
+    has_design = DESIGN_CLASS.search(context.get("body", "")) is not None
 
     def unused(item) -> bool:
-        name = str(getattr(item, "filename", "") or "").split("?")[0]
+        # Sphinx's builder stores local assets as "_static/<name>" (mathjax_path and the extensions'
+        # add_*_file calls give "<name>")
+        name = str(getattr(item, "filename", "") or "").split("?")[0].removeprefix("_static/")
         body = str(getattr(item, "attributes", {}).get("body", ""))
         if not has_math and (name == app.config.mathjax_path or body.startswith("window.MathJax")):
             return True

@@ -118,12 +118,6 @@ def test_page_layout_for_readers(path, edition, servers, tabs):
     assert not problems, f"{edition} edition, {path}:\n  " + "\n  ".join(problems)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12, not yet met: a chapter loads 1.7-2.3 MB, of which MathJax 0.8 MB (startup, core, TeX "
-    "input, CHTML output and fonts), the theme's CSS 0.4 MB, the Font Awesome webfont 0.16 MB and the 2x "
-    "figures 0.1 MB each. Strict: when every chapter fits, this test fails until the mark is removed.",
-)
 def test_chapter_pages_weigh_less_than_the_limit():
     """Everything a chapter page loads (HTML, CSS, scripts, fonts, figures), measured by the layout test."""
     chapters = [(edition, page.html) for edition in EDITIONS for page in PAGES if page.is_notebook]
@@ -252,21 +246,21 @@ def test_no_page_loads_anything_from_outside():
     assert not problems, "\n".join(problems)
 
 
-def test_mathjax_is_served_by_the_site():
+def test_math_is_typeset_at_build_time():
+    """MathJax (served by the site before) typesets every page with math at build time: the page holds
+    the CHTML markup and MathJax's stylesheet, loads no MathJax script, and the site serves the fonts."""
     require_site(HTML, "python3 tasks.py build")
     mathjax = HTML / "_static" / "mathjax"
-    assert (mathjax / "startup.js").is_file() and (mathjax / "input" / "tex.js").is_file()
     assert (mathjax / "output" / "chtml" / "fonts" / "woff-v2" / "MathJax_Main-Regular.woff").is_file()
     assert "Apache License" in (mathjax / "LICENSE").read_text()
     assert "django-static-mathjax" in (mathjax / "PROVENANCE.txt").read_text()
     for page in PAGES:
         html = (HTML / page.html).read_text(encoding="utf-8")
         scripts = re.findall(r"<script[^>]+src=\"([^\"]*mathjax[^\"]*)\"", html, re.I)
-        assert all(s.split("?")[0].endswith("_static/mathjax/startup.js") for s in scripts), scripts
+        assert not scripts and "window.MathJax" not in html, f"{page.docname} still loads MathJax: {scripts}"
         if source_has_math(page.source.read_text(encoding="utf-8")):
-            assert scripts, f"{page.docname} has math but loads no MathJax"
-        elif 'class="math' not in html:
-            assert not scripts, f"{page.docname} has no math but loads MathJax ({scripts})"
+            assert "<mjx-container" in html and 'id="MJX-CHTML-styles"' in html, f"{page.docname}: math not typeset"
+            assert "_static/mathjax/output/chtml/fonts/woff-v2/" in html, f"{page.docname}: no MathJax fonts"
 
 
 def test_pages_offer_their_sources_for_download():
