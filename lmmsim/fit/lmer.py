@@ -33,6 +33,9 @@ if TYPE_CHECKING:  # scipy, via these, is imported when something is fitted (qui
     from lmmsim.inference.deviance import Deviance
 
 COLUMNS = ["estimate", "se", "ci_low", "ci_high"]
+# A diagonal element of θ below this (an SD or a conditional SD under 1 % of σ_ε) is tried
+# on its bound, 0, when L-BFGS-B's point is not a verified minimum.
+SNAP = 1e-2
 
 
 @dataclass(frozen=True)
@@ -98,25 +101,42 @@ def fit_lmer(data: pd.DataFrame, model: str | ModelSpec, *, reml: bool = True) -
 
 
 def _minimum(dev: Deviance):
-    """The minimum of d from lme4's start, and the verdict on it; where that point is not
-    a verified minimum, the fuller search of ``lmmsim.fit.verify.minimise`` from lme4's
-    start and a small one (Powell's method, Newton polishing)."""
-    from scipy import optimize  # imported when something is fitted
+    """The minimum of d from lme4's start, and the verdict on it.
+
+    L-BFGS-B often stops on or just inside a bound, where d is flat (it is even in each
+    diagonal element of T, so its gradient vanishes at 0): then the search restarts twice,
+    with the small diagonal elements on the bound and moved inwards, and keeps the lower
+    verified point. Where neither is verified, the fuller search of
+    ``lmmsim.fit.verify.minimise`` (two starts, Powell's method) takes over.
+    """
+    from lmmsim.fit import verify  # scipy: imported when something is fitted
+
+    start = verify.default_start(dev)
+    theta, verdict = _descend(dev, start)
+    small = (dev.lower == 0) & (theta < SNAP)
+    if verdict.ok or not small.any():
+        return theta, verdict
+    restarts = [_descend(dev, np.where(small, value, theta)) for value in (0.0, 0.1)]
+    verified = [r for r in restarts if r[1].ok]
+    if verified:
+        return min(verified, key=lambda r: r[1].deviance)
+    theta = verify.minimise(dev, [start, 0.1 * start])
+    return theta, verify.check(dev, theta)
+
+
+def _descend(dev: Deviance, start: np.ndarray):
+    """Bounded L-BFGS-B from ``start``, one Newton step, and the verdict on the point."""
+    from scipy import optimize
 
     from lmmsim.fit import verify
 
-    start = verify.default_start(dev)
     bounds = [(0.0 if lo == 0 else None, None) for lo in dev.lower]
     with np.errstate(all="ignore"):
         found = optimize.minimize(dev, start, method="L-BFGS-B", bounds=bounds, options=verify.OPTIONS)
-    # One Newton step over the free θ's: L-BFGS-B stops where d is flat to ~1e-8, which
-    # can leave a weakly determined correlation off in its fourth digit.
+    # The Newton step: L-BFGS-B stops where d is flat to ~1e-8, which can leave a weakly
+    # determined correlation off in its fourth digit.
     theta = verify.newton_polish(dev, np.asarray(found.x, dtype=float), steps=1)
-    verdict = verify.check(dev, theta)
-    if not verdict.ok:
-        theta = verify.minimise(dev, [start, 0.1 * start])
-        verdict = verify.check(dev, theta)
-    return theta, verdict
+    return theta, verify.check(dev, theta)
 
 
 def _status(verdict, estimates: pd.DataFrame) -> FitStatus:
