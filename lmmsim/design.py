@@ -143,9 +143,9 @@ class Indicator:
     level : str, optional
         Factor whose units share one value (the unit of randomisation); ``None``
         assigns per observation.
-    values : pair of float
-        The column's value in the untreated and in the treated arm; default ``(0, 1)``
-        (treatment coding, integers).
+    values : sequence of float
+        Two numbers: the column's value in the untreated and in the treated arm; default
+        ``(0, 1)`` (treatment coding, integers).
     """
 
     name: str
