@@ -75,7 +75,7 @@ def fit_lmer(data: pd.DataFrame, model: str | ModelSpec, *, reml: bool = True) -
         Estimates named as :func:`lmmsim.fit_lmm` names them (``sd(cond|subject)``,
         ``cor(Intercept,cond|subject)``, ``sd(residual)``); SEs of β are
         √diag(σ̂²(X'V̂⁻¹X)⁻¹), those of the variance parameters are not computed (NaN).
-        :meth:`Fit.satterthwaite` gives t tests with Satterthwaite df.
+        ``Fit.satterthwaite()`` gives t tests with Satterthwaite df.
     """
     if isinstance(model, ModelSpec):
         if not model.lme4:
