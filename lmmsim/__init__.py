@@ -11,7 +11,7 @@ The pipeline has one module per stage, with plain data between them::
 
 from lmmsim import scenarios
 from lmmsim.design import Categorical, Design, Dropout, Factor, Indicator, Normal, RandomEffect
-from lmmsim.fit import Fit, FitStatus, fit_lmm, fit_ols
+from lmmsim.fit import Fit, FitStatus, fit_lmer, fit_lmm, fit_ols
 from lmmsim.model import ModelSpec
 from lmmsim.recovery import blups, recovery
 from lmmsim.residual import AR1
@@ -33,6 +33,7 @@ __all__ = [
     "Simulation",
     "Truth",
     "blups",
+    "fit_lmer",
     "fit_lmm",
     "fit_ols",
     "recovery",

@@ -131,7 +131,8 @@ class Indicator:
     """A 0/1 treatment indicator randomly assigned to units of ``level``.
 
     ``round(share * units)`` randomly chosen units get 1, the rest 0, so the arms are
-    as balanced as the count allows.
+    as balanced as the count allows. ``values`` recodes the two arms, e.g.
+    ``(-0.5, 0.5)`` for sum (deviation) coding.
 
     Parameters
     ----------
@@ -142,17 +143,35 @@ class Indicator:
     level : str, optional
         Factor whose units share one value (the unit of randomisation); ``None``
         assigns per observation.
+    values : sequence of float
+        Two numbers: the column's value in the untreated and in the treated arm; default
+        ``(0, 1)`` (treatment coding, integers).
     """
 
     name: str
     share: float = 0.5
     level: str | None = None
+    values: tuple[float, float] = (0, 1)
 
     def __post_init__(self) -> None:
         check_name("name", self.name)
         share = check_finite(f"share of covariate {self.name!r}", self.share)
         if not 0 < share < 1:
             raise ValueError(f"share of covariate {self.name!r}: got {share}, expected a fraction in (0, 1)")
+        what = f"values of covariate {self.name!r}"
+        try:
+            values = tuple(self.values)
+        except TypeError:
+            raise ValueError(f"{what}: got {self.values!r}, expected two distinct numbers") from None
+        values = tuple(check_finite(what, v) for v in values)
+        if len(values) != 2 or values[0] == values[1]:
+            raise ValueError(f"{what}: got {list(values)}, expected two distinct numbers (untreated, treated)")
+        object.__setattr__(self, "values", (0, 1) if values == (0, 1) else values)
+
+    @property
+    def coded(self) -> bool:
+        """Whether the arms are coded other than 0/1 (the column then holds floats)."""
+        return self.values != (0, 1)
 
 
 Covariate = Normal | Categorical | Indicator

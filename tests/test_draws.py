@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lmmsim import AR1, Categorical, Design, Factor, ModelSpec, Normal, RandomEffect, scenarios, simulate
+from lmmsim import AR1, Categorical, Design, Factor, Indicator, ModelSpec, Normal, RandomEffect, scenarios, simulate
 from lmmsim.montecarlo import replication_seed
 from lmmsim.simulate import design_matrices, draws, simulate_batch
 
@@ -30,6 +30,12 @@ DESIGNS = {
         residual=AR1(0.6, "site", "visit"),
     ), ModelSpec("y ~ visit", "site")),
     "cluster_trial": (scenarios.cluster_trial(n_clusters=6, cluster_size=4), scenarios.cluster_trial.model),
+    "sum_coded": (Design(
+        factors=(Factor("site", 6), Factor("visit", 4, within="site")),
+        covariates=(Indicator("arm", level="site", values=(-0.5, 0.5)), Indicator("dose", values=(1, 3))),
+        formula="arm + dose", beta={"Intercept": 1.0, "arm": 0.3, "dose": 0.1},
+        random=(RandomEffect("site", {"Intercept": 0.7}),), sigma_e=1.3,
+    ), ModelSpec("y ~ arm + dose", "site")),
     "categorical": (categorical_design(), ModelSpec("y ~ arm + z", "site", levels={"arm": ("a", "b", "c")})),
 }
 

@@ -248,6 +248,29 @@ def test_indicator_is_balanced_and_randomised():
     assert data["p"].sum() == len(data) // 2
 
 
+def test_recoded_indicator_draws_the_same_arms_with_other_values():
+    """values=(-0.5, 0.5) (sum coding) recodes the arms of the default 0/1 draw, and a
+    random slope on it varies as the design says."""
+
+    def design(values):
+        return Design(
+            factors=(Factor("subject", 40), Factor("item", 10)),
+            covariates=(Indicator("cond", values=values),),
+            formula="cond",
+            beta={"Intercept": 0.0, "cond": 0.0},
+            random=(RandomEffect("subject", {"Intercept": 1.0, "cond": 2.0}, corr=0.5),),
+            sigma_e=1.0,
+        )
+
+    treatment, summed = simulate(design((0, 1)), seed=4), simulate(design((-0.5, 0.5)), seed=4)
+    assert treatment.data["cond"].dtype.kind == "i" and summed.data["cond"].dtype.kind == "f"
+    assert np.array_equal(summed.data["cond"], treatment.data["cond"] - 0.5)
+    assert Indicator("c", values=(0.0, 1.0)).values == (0, 1)
+    u = summed.random_effects["subject"].to_numpy()
+    eta = u[:, 0].repeat(10) + u[:, 1].repeat(10) * summed.data["cond"].to_numpy()
+    assert np.allclose(summed.data["y"] - summed.residuals, eta)
+
+
 def test_categorical_is_balanced_and_randomised():
     levels = ("Control", "A", "B")
     n_units = 1000

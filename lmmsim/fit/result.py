@@ -32,7 +32,7 @@ class Fit:
         Observations used.
     result : object
         The underlying statsmodels results object (for what the properties below do not
-        give).
+        give); for ``fit_lmer``, an ``LmerResult`` with the same attributes.
     deviance : object or None
         For mixed models, lme4's profiled deviance of the model and data
         (``lmmsim.inference.deviance``); None for OLS.

@@ -121,17 +121,24 @@ def _status(settled, estimates: pd.DataFrame) -> FitStatus:
     """Convergence as verified on the profiled deviance; the boundary judged on the estimates
     relative to σ_ε (statsmodels' own "may be on the boundary" warning uses an absolute
     threshold, so it depends on the unit of the outcome)."""
+    singular = singular_terms(estimates)
+    boundary = bool(singular)
+    message = settled.message
+    if boundary and settled.converged:
+        message = f"boundary (singular fit): {', '.join(singular)}"
+        message += f" ({settled.note})" if settled.note else ""
+    return FitStatus(settled.converged, boundary, message, settled.messages)
+
+
+def singular_terms(estimates: pd.DataFrame) -> list[str]:
+    """The variance parameters on the boundary: SDs below ``BOUNDARY_TOL`` × σ̂_ε and
+    correlations of ±1 (to 1e-6)."""
     sd_rows = estimates.index.str.startswith("sd(") & (estimates.index != "sd(residual)")
     sigma = estimates.loc["sd(residual)", "estimate"]
     small = estimates.index[sd_rows & (estimates["estimate"] < BOUNDARY_TOL * sigma)]
     cor_rows = estimates.index.str.startswith("cor(")
     extreme = estimates.index[cor_rows & (estimates["estimate"].abs() > 1 - 1e-6)]
-    boundary = bool(len(small) or len(extreme))
-    message = settled.message
-    if boundary and settled.converged:
-        message = f"boundary (singular fit): {', '.join(list(small) + list(extreme))}"
-        message += f" ({settled.note})" if settled.note else ""
-    return FitStatus(settled.converged, boundary, message, settled.messages)
+    return list(small) + list(extreme)
 
 
 def _lmm_estimates(result, model: ModelSpec, fe_se: np.ndarray) -> pd.DataFrame:

@@ -168,7 +168,7 @@ def minimise(dev: Deviance, starts: list[np.ndarray]) -> np.ndarray:
             x = min(x, _rescue(dev, x, bounds), key=dev)
         if best is None or dev(x) < dev(best):
             best = x
-    return _newton_polish(dev, best)
+    return newton_polish(dev, best)
 
 
 def _rescue(dev: Deviance, theta: np.ndarray, bounds: list) -> np.ndarray:
@@ -186,7 +186,7 @@ def _rescue(dev: Deviance, theta: np.ndarray, bounds: list) -> np.ndarray:
     return np.asarray(found.x, dtype=float)
 
 
-def _newton_polish(dev: Deviance, theta: np.ndarray, steps: int = 3) -> np.ndarray:
+def newton_polish(dev: Deviance, theta: np.ndarray, steps: int = 3) -> np.ndarray:
     """A few Newton steps over the free θ's, kept only while they lower d."""
     for _ in range(steps):
         free = ~_active(theta, dev)

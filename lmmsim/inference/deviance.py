@@ -193,6 +193,13 @@ def deviance(data: pd.DataFrame, model: ModelSpec, *, reml: bool = True) -> Devi
         blocks.append((col, Z.shape[1], 1))
         col += Z.shape[1]
     Z = sparse.hstack([sparse.csr_matrix(z) for z in Zs], format="csr")
+    return assemble(y, X, Z, terms, blocks, reml)
+
+
+def assemble(y: np.ndarray, X: pd.DataFrame, Z: sparse.csr_matrix, terms: list[Term],
+             blocks: list[tuple[int, int, int]], reml: bool = True) -> Deviance:
+    """The deviance of y = Xβ + Zb + ε for random-effect ``terms`` whose columns of Z are
+    ``blocks`` (first column, levels, columns per level; level-major within a term)."""
     Xn = X.to_numpy()
     lower = np.concatenate([_lower_bounds(t) for t in terms])
     return Deviance(

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import patsy
 
-from lmmsim.design import INTERCEPT, Categorical, Design, Normal
+from lmmsim.design import INTERCEPT, Categorical, Design, Indicator, Normal
 from lmmsim.fit.exact.block_layout import BlockLayout, model_layout
 from lmmsim.model import ModelSpec, formula_error, is_random_intercept, prepare
 from lmmsim.simulate import draws
@@ -110,7 +110,7 @@ def simulate_batch(design: Design, model: ModelSpec, seeds: Sequence[np.random.S
     """
     rows, units = layout(design)
     n, R = len(rows), len(seeds)
-    covariates = {c.name: np.empty((R, n), dtype=float if isinstance(c, Normal) else int) for c in design.covariates}
+    covariates = {c.name: np.empty((R, n), dtype=float if _real(c) else int) for c in design.covariates}
     u = {e.factor: np.empty((R, len(units[e.factor][0]), len(e.terms))) for e in design.random}
     eps = np.empty((R, n))
     for r, seed in enumerate(seeds):
@@ -163,6 +163,11 @@ def _stacked_frame(design: Design, model: ModelSpec, rows: pd.DataFrame, covaria
         values = covariates[c.name].ravel()
         frame[c.name] = _categorical(c, values)
     return pd.DataFrame(frame)
+
+
+def _real(covariate) -> bool:
+    """Whether a covariate's values are floats (a normal covariate, a recoded indicator)."""
+    return isinstance(covariate, Normal) or (isinstance(covariate, Indicator) and covariate.coded)
 
 
 def _categorical(covariate, values: np.ndarray):

@@ -85,7 +85,8 @@ def covariate(c, n_units: int, codes: np.ndarray, rng: np.random.Generator) -> n
     if isinstance(c, Indicator):
         treated = np.zeros(n_units, dtype=int)
         treated[: round(c.share * n_units)] = 1
-        return rng.permutation(treated)[codes]
+        arms = rng.permutation(treated)[codes]
+        return np.asarray(c.values)[arms] if c.coded else arms
     if isinstance(c, Categorical):
         return rng.permutation(np.arange(n_units) % len(c.levels))[codes]
     raise ValueError(f"covariates: got {c!r}, expected Normal, Indicator or Categorical")
