@@ -279,6 +279,10 @@ def test_cluster_robust_ols_is_cr2_by_default_and_cr1_by_name():
     fixed1 = cr1.estimates.drop("sd(residual)")
     assert np.allclose(fixed1["se"], sm.bse, rtol=1e-10) and (fixed1["df"] == 9 - 1).all()
     assert np.allclose(fixed1["ci_high"] - fixed1["estimate"], stats.t.ppf(0.975, 8) * fixed1["se"])
+    # recovery keeps the fit's own interval and its df.
+    rec = recovery(cr2, sim.truth)
+    assert np.allclose(rec.loc["method", ["ci_low", "df"]].astype(float), fixed.loc["method", ["ci_low", "df"]].astype(float))
+    assert rec.loc["method", "method"] == "as fitted (OLS (cluster-robust CR2))"
     # The ols_cluster analysis is CR1 with J - 1 df.
     from lmmsim.analyses import ANALYSES
 
