@@ -70,7 +70,8 @@ def _intervals(fit: Fit, fixed: str, variance: str) -> pd.DataFrame:
 
     table = fit.estimates.copy()
     table["method"] = pd.Series(dtype=object)
-    table["df"] = np.nan
+    if "df" not in table:  # a cluster-robust OLS fit brings its own
+        table["df"] = np.nan
     if table.empty:  # a failed fit
         return table
     is_variance = table.index.str.startswith(("sd(", "cor("))

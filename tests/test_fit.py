@@ -243,15 +243,58 @@ def test_ols_understates_the_se_of_a_cluster_level_covariate():
     ols = fit_ols(sim.data, scenarios.schools.model)
     robust = fit_ols(sim.data, scenarios.schools.model, cluster=True)
     assert lmm.status.ok, lmm.status
-    assert ols.method == "OLS" and robust.method == "OLS (cluster-robust)" and ols.status.ok
+    assert ols.method == "OLS" and robust.method == "OLS (cluster-robust CR2)" and ols.status.ok
     se = {name: f.estimates.loc["method", "se"] for name, f in (("lmm", lmm), ("ols", ols), ("robust", robust))}
     # `method` is constant within schools: 45 students per school carry about one
     # school's worth of information on it. OLS pretends they are independent.
     assert se["ols"] < se["lmm"]
     assert se["ols"] < se["robust"]
     # Same point estimate for OLS with and without robust SEs; OLS has only sd(residual).
-    assert ols.estimates.loc["method", "estimate"] == robust.estimates.loc["method", "estimate"]
+    assert np.isclose(ols.estimates.loc["method", "estimate"], robust.estimates.loc["method", "estimate"], rtol=1e-10)
     assert [i for i in ols.estimates.index if i.startswith("sd(")] == ["sd(residual)"]
+
+
+def test_cluster_robust_ols_is_cr2_by_default_and_cr1_by_name():
+    import statsmodels.formula.api as smf
+    from scipy import stats
+
+    from lmmsim.inference.cluster_robust import cluster_robust
+
+    sim = simulate(scenarios.schools(n_schools=9, n_classrooms=2, n_students=6), seed=3)
+    data = sim.data[sim.data.index % 7 != 0]  # unequal cluster sizes: CR2's df differ from J - 1
+    model = scenarios.schools.model
+    cr2, cr1 = fit_ols(data, model, cluster=True), fit_ols(data, model, cluster="CR1")
+    assert cr2.method == "OLS (cluster-robust CR2)" and cr1.method == "OLS (cluster-robust CR1)"
+    assert fit_ols(data, model, cluster="CR2").estimates.equals(cr2.estimates)
+    # CR2 is cluster_robust's (tested against clubSandwich), with t intervals on its df.
+    ols = smf.ols(model.formula, data)
+    test = cluster_robust(ols.endog, ols.exog, data[model.groups].to_numpy(), type="CR2")
+    fixed = cr2.estimates.drop("sd(residual)")
+    assert np.allclose(fixed["se"], test.se[0], rtol=1e-12) and np.allclose(fixed["df"], test.df[0], rtol=1e-12)
+    assert fixed.loc["method", "df"] < 9 - 1  # a school-level effect: below J - 1
+    half = stats.t.ppf(0.975, fixed["df"]) * fixed["se"]
+    assert np.allclose(fixed["ci_high"] - fixed["estimate"], half) and np.allclose(fixed["estimate"] - fixed["ci_low"], half)
+    # CR1 is statsmodels' cluster-robust SE, with t intervals on J - 1 df.
+    sm = ols.fit(cov_type="cluster", cov_kwds={"groups": pd.factorize(data[model.groups])[0]})
+    fixed1 = cr1.estimates.drop("sd(residual)")
+    assert np.allclose(fixed1["se"], sm.bse, rtol=1e-10) and (fixed1["df"] == 9 - 1).all()
+    assert np.allclose(fixed1["ci_high"] - fixed1["estimate"], stats.t.ppf(0.975, 8) * fixed1["se"])
+    # recovery keeps the fit's own interval and its df.
+    rec = recovery(cr2, sim.truth)
+    assert np.allclose(rec.loc["method", ["ci_low", "df"]].astype(float), fixed.loc["method", ["ci_low", "df"]].astype(float))
+    assert rec.loc["method", "method"] == "as fitted (OLS (cluster-robust CR2))"
+    # The ols_cluster analysis is CR1 with J - 1 df.
+    from lmmsim.analyses import ANALYSES
+
+    row = ANALYSES["ols_cluster"](data, model, ["method"]).iloc[0]
+    assert np.isclose(row["se"], fixed1.loc["method", "se"], rtol=1e-12) and row["df"] == 9 - 1
+
+
+@pytest.mark.parametrize("cluster", ["cr2", "CR0", 1, None])
+def test_fit_ols_rejects_unknown_cluster_types(cluster):
+    sim = simulate(scenarios.schools(n_schools=4, n_classrooms=2, n_students=3), seed=1)
+    with pytest.raises(ValueError, match=r"cluster: got .*expected False, True or one of \['CR2', 'CR1'\]"):
+        fit_ols(sim.data, scenarios.schools.model, cluster=cluster)
 
 
 # ---------------------------------------------------------------- SE calibration

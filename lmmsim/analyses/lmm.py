@@ -1,5 +1,5 @@
-"""Mixed models by REML: statsmodels' SE with a Wald z test (``lmm_wald``), and the
-model-based SE with a between-within t test (``lmm_t``) or a Satterthwaite t test
+"""Mixed models by REML, all with the model-based SE √diag(σ̂²(X'V̂⁻¹X)⁻¹) (lme4's): with a
+Wald z test (``lmm_wald``), a between-within t test (``lmm_t``) or a Satterthwaite t test
 (``lmm_satterthwaite``, models whose random effects the exact fitters take)."""
 
 from __future__ import annotations

@@ -11,13 +11,13 @@ ANALYSES: dict[str, Analysis] = {
     a.name: a
     for a in (
         Analysis("ols", "naive OLS, t test with N - p df", ols.ols, ols.ols_batch, needs=("ols",)),
-        Analysis("ols_cluster", "OLS with cluster-robust SEs, t test with J - 1 df", ols.ols_cluster,
+        Analysis("ols_cluster", "OLS with CR1 cluster-robust SEs, t test with J - 1 df", ols.ols_cluster,
                  ols.ols_cluster_batch, needs=("ols",)),
         Analysis("ols_cr2", "OLS with CR2 (Bell-McCaffrey) SEs, t test with their Satterthwaite df", ols.ols_cr2,
                  ols.ols_cr2_batch),
         Analysis("cluster_means", "OLS of cluster means on cluster-level columns, t with J - p_b df",
                  cluster_means.cluster_means, cluster_means.cluster_means_batch, needs=("between",)),
-        Analysis("lmm_wald", "LMM by REML, statsmodels SE, Wald z test", lmm.lmm_wald, lmm.lmm_wald_batch,
+        Analysis("lmm_wald", "LMM by REML, model-based SE, Wald z test", lmm.lmm_wald, lmm.lmm_wald_batch,
                  needs=("reml",), block=False),
         Analysis("lmm_t", "LMM by REML, model-based SE, t test with between-within df", lmm.lmm_t, lmm.lmm_t_batch,
                  needs=("reml", "between")),

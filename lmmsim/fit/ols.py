@@ -11,8 +11,11 @@ from lmmsim.fit.result import Fit
 from lmmsim.fit.status import FitStatus
 from lmmsim.model import ModelSpec, formula_error, prepare
 
+CLUSTER_TYPES = ("CR2", "CR1")
+"""Cluster-robust variances ``fit_ols`` accepts by name; ``cluster=True`` means the first."""
 
-def fit_ols(data: pd.DataFrame, model: ModelSpec, *, cluster: bool = False) -> Fit:
+
+def fit_ols(data: pd.DataFrame, model: ModelSpec, *, cluster: bool | str = False) -> Fit:
     """Fit the fixed effects by ordinary least squares, ignoring the grouping.
 
     Parameters
@@ -21,18 +24,35 @@ def fit_ols(data: pd.DataFrame, model: ModelSpec, *, cluster: bool = False) -> F
         The data.
     model : ModelSpec
         Its formula gives the fixed effects; the random effects are ignored.
-    cluster : bool
-        Use cluster-robust (sandwich) standard errors with ``model.groups`` as clusters.
+    cluster : bool or str
+        ``False``: the usual OLS SEs, t intervals on N − p df. ``True`` or ``"CR2"``:
+        cluster-robust (sandwich) SEs with ``model.groups`` as clusters, with the CR2
+        (Bell–McCaffrey) small-sample correction and t intervals on its
+        Satterthwaite-type df, as the R package clubSandwich computes them: the choice the
+        literature recommends with few clusters (see ``lmmsim.inference.cluster_robust``).
+        ``"CR1"``: the sandwich with Stata's and statsmodels' factor
+        ``J/(J − 1) · (N − 1)/(N − p)`` and t intervals on J − 1 df, which are liberal with
+        10 or so clusters of unequal size.
 
     Returns
     -------
     Fit
         With ``sd(residual)`` as the only variance parameter; ``failed``, without estimates,
-        if X is rank deficient (see ``lmmsim.fit.ols.rank_deficiency``).
+        if X is rank deficient (see ``lmmsim.fit.ols.rank_deficiency``). A cluster-robust fit
+        has a ``df`` column (the t reference's degrees of freedom, per coefficient), its
+        ``method`` names the variance (``"OLS (cluster-robust CR2)"``), and its ``result`` is
+        statsmodels' plain OLS fit, whose own ``bse`` are the non-robust SEs.
+
+    Raises
+    ------
+    ValueError
+        If ``cluster`` is not a bool, ``"CR2"`` or ``"CR1"``.
     """
     import patsy  # imported here: statsmodels takes ~1 s to import, and the CLI rarely fits
     import statsmodels.formula.api as smf
 
+    kind = _cluster_kind(cluster)
+    method = f"OLS (cluster-robust {kind})" if kind else "OLS"
     data = prepare(data, model)
     try:
         ols = smf.ols(model.formula, data)
@@ -41,25 +61,41 @@ def fit_ols(data: pd.DataFrame, model: ModelSpec, *, cluster: bool = False) -> F
     deficient = rank_deficiency(ols.exog, ols.exog_names)
     if deficient:
         status = FitStatus(False, message=f"failed: {deficient}", failed=True)
-        return Fit("OLS (cluster-robust)" if cluster else "OLS", _no_estimates(), status, float("nan"), int(ols.nobs))
-    if cluster:
-        codes = pd.factorize(data[model.groups])[0]
-        result = ols.fit(cov_type="cluster", cov_kwds={"groups": codes})
+        return Fit(method, _no_estimates(), status, float("nan"), int(ols.nobs))
+    result = ols.fit()
+    if kind:
+        groups = data.loc[ols.data.row_labels, model.groups].to_numpy()
+        estimates = _cluster_estimates(result, groups, kind)
     else:
-        result = ols.fit()
-    ci = result.conf_int(alpha=0.05)
-    estimates = pd.DataFrame(
-        {"estimate": result.params, "se": result.bse, "ci_low": ci[0], "ci_high": ci[1]}
-    )
-    estimates.loc["sd(residual)"] = (np.sqrt(result.scale), np.nan, np.nan, np.nan)
+        ci = result.conf_int(alpha=0.05)
+        estimates = pd.DataFrame({"estimate": result.params, "se": result.bse, "ci_low": ci[0], "ci_high": ci[1]})
+    estimates.loc["sd(residual)"] = np.nan
+    estimates.loc["sd(residual)", "estimate"] = np.sqrt(result.scale)
     estimates.index.name = "parameter"
-    return Fit(
-        "OLS (cluster-robust)" if cluster else "OLS",
-        estimates,
-        FitStatus(True),
-        float(result.llf),
-        int(result.nobs),
-        result,
+    return Fit(method, estimates, FitStatus(True), float(result.llf), int(result.nobs), result)
+
+
+def _cluster_kind(cluster: bool | str) -> str:
+    """``""`` for no clustering, else the name of the cluster-robust variance."""
+    if cluster is False:
+        return ""
+    if cluster is True:
+        return CLUSTER_TYPES[0]
+    if isinstance(cluster, str) and cluster in CLUSTER_TYPES:
+        return cluster
+    raise ValueError(f"cluster: got {cluster!r}, expected False, True or one of {list(CLUSTER_TYPES)}")
+
+
+def _cluster_estimates(result, groups: np.ndarray, kind: str) -> pd.DataFrame:
+    """Estimates, cluster-robust SEs, df and 95 % t intervals of every coefficient."""
+    from lmmsim.inference.cluster_robust import cluster_robust  # scipy: loaded when used
+
+    X = np.asarray(result.model.exog, dtype=float)
+    test = cluster_robust(np.asarray(result.model.endog, dtype=float), X, groups, type=kind)
+    low, high = test.ci(0.95)
+    return pd.DataFrame(
+        {"estimate": test.estimate[0], "se": test.se[0], "df": test.df[0], "ci_low": low[0], "ci_high": high[0]},
+        index=result.params.index,
     )
 
 

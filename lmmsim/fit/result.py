@@ -17,10 +17,12 @@ class Fit:
     Attributes
     ----------
     method : str
-        ``"REML"``, ``"ML"``, ``"OLS"`` or ``"OLS (cluster-robust)"``.
+        ``"REML"``, ``"ML"``, ``"OLS"``, ``"OLS (cluster-robust CR2)"`` or
+        ``"OLS (cluster-robust CR1)"``.
     estimates : pandas.DataFrame
         Indexed by parameter name; columns ``estimate``, ``se``, ``ci_low``, ``ci_high``
-        (95 %, Wald). Fixed effects use the names of X's columns; variance parameters
+        (95 %, Wald; for a mixed model with the normal quantile, for OLS with the t quantile,
+        and a cluster-robust OLS fit adds its ``df``). Fixed effects use the names of X's columns; variance parameters
         are ``sd(term|factor)``, ``cor(term1,term2|factor)`` and ``sd(residual)``. SE and
         CI are NaN where statsmodels gives no standard error (residual SD,
         correlations) or where the fit is on the boundary.
