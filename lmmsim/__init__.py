@@ -9,34 +9,61 @@ The pipeline has one module per stage, with plain data between them::
 >>> sim.data.head()  # doctest: +SKIP
 """
 
-from lmmsim import scenarios
-from lmmsim.design import Categorical, Design, Dropout, Factor, Indicator, Normal, RandomEffect
-from lmmsim.fit import Fit, FitStatus, fit_lmer, fit_lmm, fit_ols
-from lmmsim.model import ModelSpec
-from lmmsim.recovery import blups, recovery
-from lmmsim.residual import AR1
-from lmmsim.simulate import Simulation, simulate
-from lmmsim.truth import Truth
+from __future__ import annotations
 
-__all__ = [
-    "AR1",
-    "Categorical",
-    "Design",
-    "Dropout",
-    "Factor",
-    "Fit",
-    "FitStatus",
-    "Indicator",
-    "ModelSpec",
-    "Normal",
-    "RandomEffect",
-    "Simulation",
-    "Truth",
-    "blups",
-    "fit_lmer",
-    "fit_lmm",
-    "fit_ols",
-    "recovery",
-    "scenarios",
-    "simulate",
-]
+import importlib
+import sys
+import types
+
+_EXPORTS = {
+    "AR1": "lmmsim.residual",
+    "Categorical": "lmmsim.design",
+    "Design": "lmmsim.design",
+    "Dropout": "lmmsim.design",
+    "Factor": "lmmsim.design",
+    "Fit": "lmmsim.fit",
+    "FitStatus": "lmmsim.fit",
+    "Indicator": "lmmsim.design",
+    "ModelSpec": "lmmsim.model",
+    "Normal": "lmmsim.design",
+    "RandomEffect": "lmmsim.design",
+    "Simulation": "lmmsim.simulate",
+    "Truth": "lmmsim.truth",
+    "blups": "lmmsim.recovery",
+    "fit_lmer": "lmmsim.fit",
+    "fit_lmm": "lmmsim.fit",
+    "fit_ols": "lmmsim.fit",
+    "recovery": "lmmsim.recovery",
+    "scenarios": None,  # the module lmmsim.scenarios itself
+    "simulate": "lmmsim.simulate",
+}
+"""Each public name and the module it comes from, imported on first use (PEP 562): the
+command line starts without pandas, patsy, scipy or statsmodels when it needs none."""
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = _EXPORTS[name]
+    value = importlib.import_module(f"{__name__}.{name}") if module is None else \
+        getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
+
+class _Package(types.ModuleType):
+    """The functions ``simulate`` and ``recovery`` share their names with modules; importing
+    those modules must not replace the functions as attributes of the package."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == f"{__name__}.{name}":
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -11,11 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lmmsim import scenarios
-from lmmsim.course import course_datasets, read_roster
-from lmmsim.course.roster import stale_files
-from lmmsim.io import csv_text, write_files
-from lmmsim.simulate import simulate
+from lmmsim import scenarios  # the commands import what else they need: start-up stays quick
 
 
 class UsageError(ValueError):
@@ -120,6 +116,11 @@ def _list_scenarios() -> str:
 
 
 def _simulate(args: argparse.Namespace) -> str:
+    from lmmsim.course import course_datasets, read_roster
+    from lmmsim.course.roster import stale_files
+    from lmmsim.io import csv_text, write_files
+    from lmmsim.simulate import simulate
+
     scenario = scenarios.get(args.scenario)
     params = parse_settings(scenario, args.set)
     if args.roster is not None:
@@ -163,6 +164,7 @@ def _montecarlo(args: argparse.Namespace) -> str:
     from concurrent.futures import ProcessPoolExecutor
 
     from lmmsim import montecarlo
+    from lmmsim.io import csv_text, write_files
     from lmmsim.summary import format_summary, summarise
 
     scenario = scenarios.get(args.scenario)
@@ -198,6 +200,7 @@ def _montecarlo(args: argparse.Namespace) -> str:
 
 def _grade(args: argparse.Namespace) -> str:
     from lmmsim.course import grade, report, submissions
+    from lmmsim.io import csv_text, write_files
 
     if args.plot is not None and args.plot.suffix.lower() != ".svg":
         raise UsageError(f"--plot: got {str(args.plot)!r}, expected a file name ending in .svg")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from lmmsim.design import INTERCEPT
 from lmmsim.frozen import FrozenMap
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,8 @@ def variance_names(model: ModelSpec) -> list[str]:
 
 def prepare(data: pd.DataFrame, model: ModelSpec) -> pd.DataFrame:
     """Apply the model's level order to categorical columns (reference level first)."""
+    import pandas as pd  # here: the command line imports this module and starts without pandas
+
     if not isinstance(data, pd.DataFrame):
         raise ValueError(f"data: got {type(data).__name__}, expected a pandas DataFrame")
     missing = [c for c in (model.outcome, model.groups, *model.vc_formula) if c not in data.columns]

@@ -355,3 +355,28 @@ def test_ctrl_c_ends_with_one_line_and_status_130(monkeypatch, capsys):
     assert main(["montecarlo", "cluster_trial", "--reps", "2", "--seed", "1", "--analyses", "ols", "--out", "never.csv"]) == 130
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == "lmmsim: interrupted\n"
+
+
+HEAVY = ("pandas", "patsy", "scipy", "statsmodels", "tqdm")
+
+
+@pytest.mark.parametrize("argv", [["scenarios"], ["--help"]])
+def test_start_up_imports_no_heavy_library(argv):
+    # Which modules start-up imports, not how long it takes: `lmmsim scenarios` and
+    # `lmmsim --help` need neither data frames nor fitting.
+    code = ("import sys\nfrom lmmsim.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            f"print('imported:', *[m for m in {HEAVY!r} if m in sys.modules])")
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[-1] == "imported:"
+
+
+def test_public_names_load_on_first_use():
+    import lmmsim
+
+    assert set(lmmsim.__all__) <= set(dir(lmmsim))
+    assert callable(lmmsim.simulate) and callable(lmmsim.recovery)  # not the modules of the same name
+    with pytest.raises(AttributeError, match="no_such_name"):
+        lmmsim.no_such_name  # noqa: B018

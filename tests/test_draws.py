@@ -9,6 +9,7 @@ import pytest
 from lmmsim import AR1, Categorical, Design, Factor, Indicator, ModelSpec, Normal, RandomEffect, scenarios, simulate
 from lmmsim.montecarlo import replication_seed
 from lmmsim.simulate import design_matrices, draws, simulate_batch
+from lmmsim.simulate.batch import simulate_replications
 
 
 def categorical_design() -> Design:
@@ -75,3 +76,14 @@ def test_streams_are_independent_of_each_other():
     kept = simulate(with_dropout, 11).data
     merged = full.merge(kept, on=["patient", "week"], suffixes=("", "_kept"))
     np.testing.assert_array_equal(merged["bp"], merged["bp_kept"])
+
+
+@pytest.mark.parametrize("name", DESIGNS)
+def test_replications_are_seeded_as_montecarlo_seeds_them(name):
+    design, model = DESIGNS[name]
+    reps = [0, 3, 5]
+    fast = simulate_replications(design, model, 9, 2, reps)
+    slow = simulate_batch(design, model, [replication_seed(9, 2, r) for r in reps])
+    np.testing.assert_array_equal(fast.y, slow.y)
+    np.testing.assert_array_equal(fast.X, slow.X)
+    assert fast.columns == slow.columns

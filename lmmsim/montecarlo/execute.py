@@ -21,7 +21,8 @@ from lmmsim.fit.status import captured_warnings, describe_warnings
 from lmmsim.montecarlo.plan import Chunk
 from lmmsim.montecarlo.study import replication_seed
 from lmmsim.schema import NUMBERS, RESULT_COLUMNS, RESULT_DTYPES
-from lmmsim.simulate import Batch, simulate_batch
+from lmmsim.simulate import Batch
+from lmmsim.simulate.batch import simulate_replications
 from lmmsim.truth import Truth
 
 
@@ -34,7 +35,7 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
 
 def run_chunk(chunk: Chunk) -> pd.DataFrame:
     """The rows of one chunk (a module-level function, so executors can pickle it)."""
-    return normalise(_fast_chunk(chunk) if chunk.fast else _general_chunk(chunk))
+    return _fast_chunk(chunk) if chunk.fast else normalise(_general_chunk(chunk))
 
 
 def _general_chunk(chunk: Chunk) -> pd.DataFrame:
@@ -118,9 +119,12 @@ def _shared_fits(chunk: Chunk, batch: Batch) -> BatchFits | None:
 def _fast_chunk(chunk: Chunk) -> pd.DataFrame:
     reps = np.arange(chunk.start, chunk.stop)
     design = chunk.study.design
-    batch = simulate_batch(design, chunk.model, [replication_seed(chunk.seed, chunk.cell, r) for r in reps])
+    batch = simulate_replications(design, chunk.model, chunk.seed, chunk.cell, reps)
     fits = _shared_fits(chunk, batch)
     truth = Truth.from_design(design).parameters()
+    direct = None if fits is None else _direct_rows(chunk, fits, reps, truth)
+    if direct is not None:
+        return direct
     parts = []
     for order, analysis in enumerate(chunk.analyses):
         try:
@@ -132,7 +136,51 @@ def _fast_chunk(chunk: Chunk) -> pd.DataFrame:
     frame = pd.concat(parts, ignore_index=True).sort_values(["rep", "_order"], kind="stable").drop(columns="_order")
     frame["truth"] = [truth.get(p, np.nan) for p in frame["parameter"]]
     frame.insert(0, "cell", chunk.cell)
+    return normalise(frame)
+
+
+def _direct_rows(chunk: Chunk, fits: BatchFits, reps: np.ndarray, truth: dict[str, float]) -> pd.DataFrame | None:
+    """The rows :func:`_fast_chunk` assembles, from the analyses' arrays without a frame per
+    analysis, already as :func:`normalise` leaves them; ``None`` if an analysis raises or
+    lacks a parameter (then every failure is isolated and recorded the long way)."""
+    columns: dict[str, list] = {name: [] for name in ("analysis", "parameter", *NUMBERS, "status", "message")}
+    for analysis in chunk.analyses:
+        with captured_warnings() as caught:
+            try:
+                result = analysis.batch(fits, chunk.coefs)
+            except Exception:  # noqa: BLE001 - isolated by the long way
+                return None
+        if set(analysis.parameters(chunk.model, chunk.coefs)) - set(result.parameters):
+            return None
+        R, k = len(reps), len(result.parameters)
+        extra = "; ".join([fits.warnings[n] for n in analysis.needs if n in fits.warnings]
+                          + ([describe_warnings(caught, " (in this chunk's batch fit)")] if caught else []))
+        message = np.asarray(result.message, dtype=object)
+        if extra:
+            message = np.array([f"{m}; {extra}" if m else extra for m in message], dtype=object)
+        columns["analysis"].append(np.full((R, k), analysis.name, dtype=object))
+        columns["parameter"].append(np.broadcast_to(np.array(result.parameters, dtype=object), (R, k)))
+        for column in NUMBERS:
+            columns[column].append(np.asarray(getattr(result, column), dtype=float).reshape(R, k))
+        columns["status"].append(np.repeat(np.asarray(result.status, dtype=object)[:, None], k, axis=1))
+        columns["message"].append(np.repeat(message[:, None], k, axis=1))
+    out = {name: np.concatenate(parts, axis=1).ravel() for name, parts in columns.items()}
+    K = len(out["analysis"]) // len(reps)
+    parameters = out["parameter"][:K]
+    frame = pd.DataFrame({
+        "cell": np.full(len(reps) * K, chunk.cell, dtype=np.int64), "rep": np.repeat(reps, K).astype(np.int64),
+        "analysis": _strings(out["analysis"]), "parameter": _strings(out["parameter"]),
+        "truth": np.tile(np.array([truth.get(p, np.nan) for p in parameters], dtype=float), len(reps)),
+        **{column: out[column] for column in NUMBERS}, "status": _strings(out["status"]),
+        "message": _strings(out["message"]),
+    })
     return frame
+
+
+def _strings(values: np.ndarray):
+    """Strings as the ``str`` dtype of the result table, converting each distinct value once."""
+    uniques, codes = np.unique(values.astype(str), return_inverse=True)
+    return pd.array(uniques.astype(object), dtype=RESULT_DTYPES["parameter"]).take(codes)
 
 
 def _executor(executor):

@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 import patsy
 
-from lmmsim.design import INTERCEPT, Categorical, Design, Indicator, Normal
+from lmmsim.design import INTERCEPT, Categorical, Design
 from lmmsim.fit.exact.block_layout import BlockLayout, model_layout
 from lmmsim.model import ModelSpec, formula_error, is_random_intercept, prepare
-from lmmsim.simulate import draws
+from lmmsim.simulate import draws, seeds
+from lmmsim.simulate.columns import Columns, plan_columns
 from lmmsim.simulate.layout import layout
 
 
@@ -108,41 +109,106 @@ def simulate_batch(design: Design, model: ModelSpec, seeds: Sequence[np.random.S
     dropout); a model with more than one random intercept gets its block layout
     (:func:`~lmmsim.fit.exact.block_layout.model_layout`).
     """
-    rows, units = layout(design)
-    n, R = len(rows), len(seeds)
-    covariates = {c.name: np.empty((R, n), dtype=float if _real(c) else int) for c in design.covariates}
-    u = {e.factor: np.empty((R, len(units[e.factor][0]), len(e.terms))) for e in design.random}
-    eps = np.empty((R, n))
-    for r, seed in enumerate(seeds):
-        drawn = draws.draw(design, units, n, seed)
-        for name, values in drawn.covariates.items():
-            covariates[name][r] = values
-        for factor, values in drawn.random_effects.items():
-            u[factor][r] = values
-        eps[r] = drawn.residuals
+    states = {name: np.array([draws.child(s, i).generate_state(4, np.uint64) for s in seeds]).reshape(-1, 4)
+              for i, name in enumerate(draws.STREAMS) if name != "dropout"}
+    return _simulate(design, model, states)
 
-    frame = _stacked_frame(design, model, rows, covariates, R)
-    Xs = patsy.dmatrix(design.formula, frame, return_type="dataframe", NA_action="raise")
-    beta = np.array([design.beta[c] for c in Xs.columns])
-    eta = Xs.to_numpy().reshape(R, n, -1) @ beta
+
+def simulate_replications(design: Design, model: ModelSpec, seed: int, cell: int, reps: Sequence[int]) -> Batch:
+    """:func:`simulate_batch` with the seeds of :func:`~lmmsim.montecarlo.run`:
+    ``SeedSequence(seed, spawn_key=(cell, rep))`` for each ``rep``, seeded all at once
+    (:func:`~lmmsim.simulate.seeds.stream_states`)."""
+    reps = np.asarray(reps, dtype=np.int64)
+    states = {name: seeds.stream_states(seed, cell, reps, i) for i, name in enumerate(draws.STREAMS)
+              if name != "dropout"}
+    return _simulate(design, model, states)
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """What every chunk of one design and model shares: rows, clusters, Z, and how to build X."""
+
+    rows: pd.DataFrame
+    units: dict
+    groups: np.ndarray
+    layout: BlockLayout | None
+    design_columns: Columns | None
+    model_columns: Columns | None
+    factor_values: dict[str, np.ndarray]
+
+
+_CELLS: dict[tuple[str, str], _Cell] = {}
+
+
+def _cell(design: Design, model: ModelSpec) -> _Cell:
+    """The :class:`_Cell` of a design and model, made once per process (a few kept)."""
+    key = (repr(design), repr(model))
+    if key not in _CELLS:
+        if len(_CELLS) >= 8:
+            _CELLS.pop(next(iter(_CELLS)))
+        rows, units = layout(design)
+        pilot = draws.draw_batch(design, units, len(rows), {name: seeds.stream_states(0, 0, [0, 1], i)
+                                                            for i, name in enumerate(draws.STREAMS)})
+        frame = _stacked_frame(design, model, rows, pilot.covariates, 2)
+        levels = {c.name: tuple(c.levels) for c in design.covariates if isinstance(c, Categorical)}
+        numeric = {f.name: rows[f.name].to_numpy(dtype=float) for f in design.factors if f.values is not None}
+        design_columns = _checked(plan_columns(design.formula, frame, levels), design.formula, frame, pilot, numeric)
+        for column, values in model.levels.items():
+            frame[column] = pd.Categorical(frame[column], categories=list(values))
+        model_columns = _checked(plan_columns(model.fixed, frame, levels), model.fixed, frame, pilot, numeric)
+        groups = pd.factorize(rows[model.groups], sort=True)[0]
+        block = None if is_random_intercept(model) else model_layout(rows, model)
+        _CELLS[key] = _Cell(rows, units, groups, block, design_columns, model_columns, numeric)
+    return _CELLS[key]
+
+
+def _checked(columns: Columns | None, formula: str, frame: pd.DataFrame, pilot: draws.Draws,
+             numeric: dict[str, np.ndarray]) -> Columns | None:
+    """``columns`` if they build patsy's X of the pilot frame bit for bit, else ``None``."""
+    if columns is None:
+        return None
+    expected = patsy.dmatrix(formula, frame, return_type="dataframe", NA_action="raise")
+    got = columns.build({**numeric, **pilot.covariates}, pilot.residuals.shape)
+    same = list(expected.columns) == list(columns.names) and np.array_equal(
+        got.reshape(-1, len(columns.names)), expected.to_numpy())
+    return columns if same else None
+
+
+def _simulate(design: Design, model: ModelSpec, states: dict[str, np.ndarray]) -> Batch:
+    """The batch of the replications whose stream seeds are ``states`` (see :func:`draws.draw_batch`)."""
+    cell = _cell(design, model)
+    rows, units = cell.rows, cell.units
+    n, R = len(rows), len(states["residuals"])
+    drawn = draws.draw_batch(design, units, n, states)
+    covariates = drawn.covariates
+    Xs, names = _X(cell.design_columns, design.formula, design, model, cell, covariates, {}, R)
+    eta = Xs @ np.array([design.beta[c] for c in names])
     for effect in design.random:  # in the order of simulate(), for the same floating-point sums
         codes = units[effect.factor][1]
         for k, term in enumerate(effect.terms):
-            eta = eta + u[effect.factor][:, codes, k] * _term_column(term, rows, covariates)
-    y = eta + eps
+            eta = eta + drawn.random_effects[effect.factor][:, codes, k] * _term_column(term, rows, covariates)
+    y = eta + drawn.residuals
     if model.fixed.replace(" ", "") == design.formula.replace(" ", "") and not model.levels:
-        X = Xs  # the model's X is the design's
+        X, columns = Xs, names  # the model's X is the design's
     else:
-        for column, levels in model.levels.items():
-            frame[column] = pd.Categorical(frame[column], categories=list(levels))
-        X = patsy.dmatrix(model.fixed, frame, return_type="dataframe", NA_action="raise")
-    columns = tuple(X.columns)
-    X = X.to_numpy().reshape(R, n, -1)
+        X, columns = _X(cell.model_columns, model.fixed, design, model, cell, covariates, model.levels, R)
     if (X == X[:1]).all():
         X = X[0]
-    groups = pd.factorize(rows[model.groups], sort=True)[0]
-    block = None if is_random_intercept(model) else model_layout(rows, model)
-    return Batch(y, X, groups, columns, model.groups, block)
+    return Batch(y, X, cell.groups, columns, model.groups, cell.layout)
+
+
+def _X(plan: Columns | None, formula: str, design: Design, model: ModelSpec, cell: _Cell,
+       covariates: dict[str, np.ndarray], levels, R: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    """X of ``formula``, shape (R, n, p), and its column names: from the cell's plan, or by
+    patsy on the stacked rows where there is none."""
+    n = len(cell.rows)
+    if plan is not None:
+        return plan.build({**cell.factor_values, **covariates}, (R, n)), plan.names
+    frame = _stacked_frame(design, model, cell.rows, covariates, R)
+    for column, values in levels.items():
+        frame[column] = pd.Categorical(frame[column], categories=list(values))
+    X = patsy.dmatrix(formula, frame, return_type="dataframe", NA_action="raise")
+    return X.to_numpy().reshape(R, n, -1), tuple(X.columns)
 
 
 def _term_column(term: str, rows: pd.DataFrame, covariates: dict[str, np.ndarray]):
@@ -163,11 +229,6 @@ def _stacked_frame(design: Design, model: ModelSpec, rows: pd.DataFrame, covaria
         values = covariates[c.name].ravel()
         frame[c.name] = _categorical(c, values)
     return pd.DataFrame(frame)
-
-
-def _real(covariate) -> bool:
-    """Whether a covariate's values are floats (a normal covariate, a recoded indicator)."""
-    return isinstance(covariate, Normal) or (isinstance(covariate, Indicator) and covariate.coded)
 
 
 def _categorical(covariate, values: np.ndarray):

@@ -18,6 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from lmmsim.design import Categorical, Design, Indicator, Normal
+from lmmsim.simulate import seeds
 
 STREAMS = ("covariates", "random_effects", "residuals", "dropout")
 """The stages, in the order of the child seeds ``seed.spawn(4)`` they draw from."""
@@ -68,35 +69,85 @@ def draw(design: Design, units: dict[str, tuple[list, np.ndarray]], n_rows: int,
     ``lmmsim.simulate.layout.layout``).
     """
     rng = streams(seed, None if design.dropout is not None else tuple(s for s in STREAMS if s != "dropout"))
+    raw = _buffers(design, units, n_rows, 1)
+    _draw_into(raw, 0, design, rng)
+    drawn = _finish(design, units, raw)
+    return Draws({k: v[0] for k, v in drawn.covariates.items()}, {k: v[0] for k, v in drawn.random_effects.items()},
+                 drawn.residuals[0], rng.get("dropout"))
+
+
+def draw_batch(design: Design, units: dict[str, tuple[list, np.ndarray]], n_rows: int,
+               states: dict[str, np.ndarray]) -> Draws:
+    """The draws of R replications of a design without dropout, as :func:`draw` makes them.
+
+    ``states`` holds, per stage of :data:`STREAMS` but dropout, the seed words of each
+    replication's stream, shape (R, 4) (:func:`lmmsim.simulate.seeds.stream_states`).
+    Arrays gain a first axis of length R; ``dropout`` is ``None``.
+    """
+    R = len(states["residuals"])
+    raw = _buffers(design, units, n_rows, R)
+    names = [s for s in STREAMS if s != "dropout"]
+    for r in range(R):  # the only per-replication Python: seeding and drawing
+        _draw_into(raw, r, design, {name: seeds.generator(states[name][r]) for name in names})
+    return _finish(design, units, raw)
+
+
+def _units(level, units, n_rows: int) -> tuple[int, np.ndarray]:
+    """Number of units a covariate is drawn for (rows if ``level`` is None) and each row's unit."""
+    return (n_rows, np.arange(n_rows)) if level is None else (len(units[level][0]), units[level][1])
+
+
+def _buffers(design: Design, units, n_rows: int, R: int) -> Draws:
+    """Arrays for the raw draws of R replications."""
+    covariates = {c.name: np.empty((R, _units(c.level, units, n_rows)[0]), dtype=float if isinstance(c, Normal)
+                                   else int) for c in design.covariates}
+    effects_ = {e.factor: np.empty((R, len(units[e.factor][0]), len(e.terms))) for e in design.random}
+    return Draws(covariates, effects_, np.empty((R, n_rows)), None)
+
+
+def _draw_into(raw: Draws, r: int, design: Design, rng: dict[str, np.random.Generator]) -> None:
+    """Replication r's random numbers into row r of ``raw``: THE draw order."""
+    for c in design.covariates:
+        covariate_draw(c, rng["covariates"], raw.covariates[c.name][r])
+    for e in design.random:
+        rng["random_effects"].standard_normal(out=raw.random_effects[e.factor][r])
+    rng["residuals"].standard_normal(out=raw.residuals[r])
+
+
+def _finish(design: Design, units, raw: Draws) -> Draws:
+    """Scale and spread the raw draws of ``_draw_into`` (elementwise, so one replication or
+    many give the same numbers)."""
+    n_rows = raw.residuals.shape[1]
     covariates = {}
     for c in design.covariates:
-        n_units, codes = (n_rows, np.arange(n_rows)) if c.level is None else (len(units[c.level][0]), units[c.level][1])
-        covariates[c.name] = covariate(c, n_units, codes, rng["covariates"])
-    random_effects = {e.factor: effects(e, len(units[e.factor][0]), rng["random_effects"]) for e in design.random}
-    z = rng["residuals"].standard_normal(n_rows)
-    residuals = design.sigma_e * (z if design.residual is None else autoregress(design.residual, z, units))
-    return Draws(covariates, random_effects, residuals, rng.get("dropout"))
+        values = raw.covariates[c.name]
+        if isinstance(c, Normal):
+            values = c.mean + c.sd * values
+        elif isinstance(c, Indicator) and c.coded:  # arms 0/1 recoded, e.g. to ±0.5
+            values = np.asarray(c.values)[values]
+        covariates[c.name] = values[:, _units(c.level, units, n_rows)[1]]
+    random_effects = {e.factor: (raw.random_effects[e.factor] @ _root(e.corr).T) * np.array(list(e.sd.values()))
+                      for e in design.random}
+    z = raw.residuals
+    if design.residual is not None:
+        z = np.stack([autoregress(design.residual, row, units) for row in z])
+    return Draws(covariates, random_effects, design.sigma_e * z, None)
 
 
-def covariate(c, n_units: int, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One covariate per row: drawn per unit, then spread to the unit's rows by ``codes``."""
+def covariate_draw(c, rng: np.random.Generator, out: np.ndarray) -> None:
+    """One covariate's draw per unit into ``out``: N(0, 1) for a Normal (scaled later), a
+    random assignment for an Indicator or a Categorical (as level codes)."""
     if isinstance(c, Normal):
-        return (c.mean + c.sd * rng.standard_normal(n_units))[codes]
-    if isinstance(c, Indicator):
-        treated = np.zeros(n_units, dtype=int)
-        treated[: round(c.share * n_units)] = 1
-        arms = rng.permutation(treated)[codes]
-        return np.asarray(c.values)[arms] if c.coded else arms
-    if isinstance(c, Categorical):
-        return rng.permutation(np.arange(n_units) % len(c.levels))[codes]
-    raise ValueError(f"covariates: got {c!r}, expected Normal, Indicator or Categorical")
-
-
-def effects(effect, n_units: int, rng: np.random.Generator) -> np.ndarray:
-    """u ~ N(0, G) for each unit, G = diag(σ) R diag(σ); R may be singular (ρ = ±1)."""
-    root = _root(effect.corr)
-    z = rng.standard_normal((n_units, len(effect.terms)))
-    return (z @ root.T) * np.array(list(effect.sd.values()))
+        rng.standard_normal(out=out)
+    elif isinstance(c, Indicator):
+        out[:] = 0
+        out[: round(c.share * len(out))] = 1
+        rng.shuffle(out)
+    elif isinstance(c, Categorical):
+        out[:] = np.arange(len(out)) % len(c.levels)
+        rng.shuffle(out)
+    else:
+        raise ValueError(f"covariates: got {c!r}, expected Normal, Indicator or Categorical")
 
 
 @lru_cache(maxsize=64)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lmmsim.fit.exact.profile import Stats, evaluate, matvec, optimise, sufficient_stats
+from lmmsim.fit.exact.profile import Stats, column_rank, evaluate, matvec, optimise, sufficient_stats
 
 __all__ = ["RandomInterceptFit", "fit_random_intercept"]
 
@@ -220,7 +220,7 @@ def _check_inputs(y, X, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     p = X.shape[-1]
     if not 0 < p < n:
         raise ValueError(f"X: got p = {p} columns for n = {n} observations, expected 1 <= p < n")
-    rank = np.linalg.matrix_rank(X).min()
+    rank = column_rank(X)
     if rank < p:
         raise ValueError(f"X: got rank {rank} with p = {p} columns, expected full column rank")
     _, codes, sizes = np.unique(groups, return_inverse=True, return_counts=True)

@@ -1,0 +1,32 @@
+"""Cluster-level columns: the equal-cluster shortcut gives the general computation's answer,
+also for columns that vary within clusters by about the tolerance."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lmmsim.inference.df import _TOL, cluster_level
+
+
+def general(X, groups):
+    onehot = np.zeros((len(groups), groups.max() + 1))
+    onehot[np.arange(len(groups)), groups] = 1.0
+    means = np.swapaxes(np.swapaxes(X, -1, -2) @ onehot / onehot.sum(0), -1, -2)
+    return np.abs(X - means[..., groups, :]).max(axis=-2) <= _TOL * (1.0 + np.abs(X).max(axis=-2))
+
+
+def test_equal_clusters_shortcut_agrees_with_the_general_computation():
+    rng = np.random.default_rng(0)
+    J, m, R = 12, 7, 300
+    groups = np.repeat(np.arange(J), m)
+    level = np.repeat(rng.standard_normal((R, J)), m, axis=1)
+    noisy = [level * 0.1 + s * rng.standard_normal((R, J * m)) * (rng.random((R, 1)) < 0.5)
+             for s in (1e-14, 5e-11, 1e-10, 2e-10, 1e-9)]
+    X = np.stack([np.ones((R, J * m)), 1e3 * level, *noisy, rng.standard_normal((R, J * m))], axis=-1)
+    expected = general(X, groups)
+    assert 0 < expected[:, 3:7].mean() < 1  # the noisy columns straddle the tolerance
+    np.testing.assert_array_equal(cluster_level(X, groups), expected)
+    np.testing.assert_array_equal(cluster_level(np.ascontiguousarray(X[0]), groups), expected[0])
+    shuffled = rng.permutation(J * m)  # clusters not in row order: the general computation
+    np.testing.assert_array_equal(cluster_level(X[:, shuffled], groups[shuffled]), general(X[:, shuffled],
+                                                                                            groups[shuffled]))
