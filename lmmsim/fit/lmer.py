@@ -8,7 +8,7 @@ by-subject slopes when items are crossed with subjects. This fitter does what lm
 :mod:`lmmsim.inference.deviance` over the relative covariance factor θ, here with
 L-BFGS-B from lme4's start and a small one, with Powell's method where that stalls, and
 Newton polishing (``lmmsim.fit.verify.minimise``). The status is verified as for
-:func:`lmmsim.fit_lmm`: converged means a verified local minimum of d (negligible
+:func:`~lmmsim.fit.fit_lmm`: converged means a verified local minimum of d (negligible
 Newton decrement, positive definite Hessian off the bounds, no descent off a bound), and
 the fit is on the boundary (singular) when an SD is below ``BOUNDARY_TOL`` × σ̂_ε or a
 correlation is ±1. Dense linear algebra: for book-sized data (a few hundred random effects).
@@ -72,7 +72,7 @@ def fit_lmer(data: pd.DataFrame, model: str | ModelSpec, *, reml: bool = True) -
     Returns
     -------
     Fit
-        Estimates named as :func:`lmmsim.fit_lmm` names them (``sd(cond|subject)``,
+        Estimates named as :func:`~lmmsim.fit.fit_lmm` names them (``sd(cond|subject)``,
         ``cor(Intercept,cond|subject)``, ``sd(residual)``); SEs of β are
         √diag(σ̂²(X'V̂⁻¹X)⁻¹), those of the variance parameters are not computed (NaN).
         ``Fit.satterthwaite()`` gives t tests with Satterthwaite df.

@@ -163,7 +163,7 @@ def profile_intervals(
     Parameters
     ----------
     fit : Fit
-        From :func:`lmmsim.fit_lmm`.
+        From :func:`~lmmsim.fit.fit_lmm`.
     level : float
         Confidence level, in (0, 1).
     parameters : list of str, optional
