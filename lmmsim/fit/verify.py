@@ -59,7 +59,7 @@ def theta_of(result: Any, dev: Deviance) -> np.ndarray:
     theta = []
     for term in dev.terms:
         if term.correlated:
-            T = _cholesky(np.asarray(params.cov_re, dtype=float))
+            T = psd_cholesky(np.asarray(params.cov_re, dtype=float))
             rows, cols = np.triu_indices(T.shape[0])
             theta.extend(T[cols, rows])
         else:
@@ -67,7 +67,7 @@ def theta_of(result: Any, dev: Deviance) -> np.ndarray:
     return np.array(theta)
 
 
-def _cholesky(S: np.ndarray) -> np.ndarray:
+def psd_cholesky(S: np.ndarray) -> np.ndarray:
     """Lower Cholesky factor of a positive semi-definite S (zero columns where singular)."""
     k = S.shape[0]
     T = np.zeros((k, k))

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from lmmsim.fit.verify import minimise
+from lmmsim.fit.verify import minimise, psd_cholesky
 from lmmsim.inference.deviance import Deviance, template
 
 
@@ -71,21 +71,10 @@ def _theta_of(dev: Deviance, phi: np.ndarray) -> np.ndarray | None:
         at += term.n_theta
         if np.linalg.eigvalsh(R).min() < -1e-12:
             return None
-        T = _psd_cholesky(R * np.outer(sd, sd)) / sigma
+        T = psd_cholesky(R * np.outer(sd, sd)) / sigma
         rows, cols = np.triu_indices(k)
         theta.extend(T[cols, rows])
     return np.array(theta)
-
-
-def _psd_cholesky(S: np.ndarray) -> np.ndarray:
-    k = S.shape[0]
-    T = np.zeros((k, k))
-    for j in range(k):
-        d = S[j, j] - T[j, :j] @ T[j, :j]
-        if d > 1e-14 * max(S[j, j], 1e-300):
-            T[j, j] = np.sqrt(d)
-            T[j + 1:, j] = (S[j + 1:, j] - T[j + 1:, :j] @ T[j, :j]) / T[j, j]
-    return T
 
 
 def _bounds(dev: Deviance, phi: np.ndarray) -> list[tuple[float, float]]:
