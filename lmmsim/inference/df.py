@@ -14,27 +14,26 @@ _TOL = 1e-10  # a column is cluster-level if it varies within clusters by less t
 def cluster_level(X: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Which columns of X are constant within every cluster.
 
-    ``X`` of shape (n, p) gives shape (p,); (R, n, p) gives (R, p).
+    ``X`` of shape (n, p) gives shape (p,); (R, n, p) gives (R, p). A column counts as
+    constant when its range within each cluster is at most ``_TOL`` times
+    (1 + its largest absolute value).
     """
-    J = int(groups.max()) + 1
-    onehot = np.zeros((len(groups), J))
-    onehot[np.arange(len(groups)), groups] = 1.0
-    sizes = onehot.sum(0)
-    means = np.swapaxes(np.swapaxes(X, -1, -2) @ onehot / sizes, -1, -2)  # (..., J, p)
-    m = len(groups) // J
-    if m * J == len(groups) and (groups.reshape(J, m) == np.arange(J)[:, None]).all():
-        # Clusters of equal size in row order (simulated designs): rounding is monotone, so
-        # max |x - mean| over a cluster is at its largest or smallest x -- the same numbers
-        # from two reductions per column instead of a difference per row.
-        blocks = np.moveaxis(X, -1, 0).reshape(X.shape[-1], *X.shape[:-2], J, m)  # (p, ..., J, m)
+    groups = np.asarray(groups)
+    xt = np.moveaxis(np.asarray(X, dtype=float), -1, 0)  # (p, ..., n): X is stored column by column
+    if np.any(np.diff(groups) < 0):  # the reductions below need each cluster contiguous
+        order = np.argsort(groups, kind="stable")
+        xt, groups = xt[..., order], groups[order]
+    sizes = np.bincount(groups)
+    sizes = sizes[sizes > 0]
+    if (sizes == sizes[0]).all():  # equal clusters: a reshape, much faster than reduceat
+        blocks = xt.reshape(*xt.shape[:-1], len(sizes), sizes[0])
         high, low = blocks.max(axis=-1), blocks.min(axis=-1)
-        centre = np.moveaxis(means, -1, 0)
-        spread = np.maximum(np.abs(high - centre), np.abs(low - centre)).max(axis=-1)
-        scale = 1.0 + np.maximum(np.abs(high.max(axis=-1)), np.abs(low.min(axis=-1)))
-        return np.moveaxis(spread <= _TOL * scale, 0, -1)
-    spread = np.abs(X - means[..., groups, :]).max(axis=-2)
-    scale = 1.0 + np.abs(X).max(axis=-2)
-    return spread <= _TOL * scale
+    else:
+        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        high, low = np.maximum.reduceat(xt, starts, axis=-1), np.minimum.reduceat(xt, starts, axis=-1)
+    spread = (high - low).max(axis=-1)
+    scale = 1.0 + np.maximum(np.abs(high).max(axis=-1), np.abs(low).max(axis=-1))
+    return np.moveaxis(spread <= _TOL * scale, 0, -1)
 
 
 def between_within_df(between: np.ndarray, n: int, J: int) -> np.ndarray:
