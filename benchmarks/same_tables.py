@@ -5,12 +5,12 @@ checkpoints re-read, a Design as study), ~145,000 rows. From the repository root
 
     .venv/bin/python benchmarks/same_tables.py record /tmp/tables.pkl   # on the old commit
     .venv/bin/python benchmarks/same_tables.py compare /tmp/tables.pkl  # on the new one
-    .venv/bin/python benchmarks/same_tables.py agree /tmp/tables.pkl    # same rows and statuses, numbers to 1e-6
+    .venv/bin/python benchmarks/same_tables.py agree /tmp/tables.pkl    # same rows and statuses, numbers to 1e-5
 
 ``agree`` is for a change of arithmetic (e.g. a faster way to sum, or a batch evaluated in
 other groupings): statuses and messages must be identical, numbers may move within the
-optimiser's precision (relative 1e-6: the iterations stop on a deviance decrement of 1e-11,
-which leaves a flat SD, e.g. of 4 schools by ML, free in about its 7th digit); it prints the
+optimiser's precision (relative 1e-5: the iterations stop on a deviance decrement of 1e-11,
+which leaves a flat SD, e.g. of 4 or 20 schools, free in about its 6th digit); it prints the
 largest relative difference of each numeric column.
 """
 
@@ -53,7 +53,7 @@ def agreement(got: pd.DataFrame, ref: pd.DataFrame) -> dict[str, float]:
         assert (np.isnan(a) == np.isnan(b)).all(), column
         scale = np.maximum(np.abs(b), 1.0)
         worst[column] = float(np.nanmax(np.abs(a - b) / scale, initial=0.0))
-        assert worst[column] < 1e-6, (column, worst[column])
+        assert worst[column] < 1e-5, (column, worst[column])
     return worst
 
 

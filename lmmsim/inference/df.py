@@ -18,22 +18,26 @@ def cluster_level(X: np.ndarray, groups: np.ndarray) -> np.ndarray:
     constant when its range within each cluster is at most ``_TOL`` times
     (1 + its largest absolute value).
     """
-    groups = np.asarray(groups)
     xt = np.moveaxis(np.asarray(X, dtype=float), -1, 0)  # (p, ..., n): X is stored column by column
-    if np.any(np.diff(groups) < 0):  # the reductions below need each cluster contiguous
-        order = np.argsort(groups, kind="stable")
-        xt, groups = xt[..., order], groups[order]
-    sizes = np.bincount(groups)
-    sizes = sizes[sizes > 0]
-    if (sizes == sizes[0]).all():  # equal clusters: a reshape, much faster than reduceat
-        blocks = xt.reshape(*xt.shape[:-1], len(sizes), sizes[0])
-        high, low = blocks.max(axis=-1), blocks.min(axis=-1)
-    else:
-        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-        high, low = np.maximum.reduceat(xt, starts, axis=-1), np.minimum.reduceat(xt, starts, axis=-1)
+    high, low = _cluster_extremes(xt, np.asarray(groups))
     spread = (high - low).max(axis=-1)
     scale = 1.0 + np.maximum(np.abs(high).max(axis=-1), np.abs(low).max(axis=-1))
     return np.moveaxis(spread <= _TOL * scale, 0, -1)
+
+
+def _cluster_extremes(a: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Largest and smallest value of ``a`` (observations on the last axis) in each cluster
+    that has observations, shape ``a.shape[:-1] + (clusters,)``."""
+    if np.any(np.diff(groups) < 0):  # the reductions below need each cluster contiguous
+        order = np.argsort(groups, kind="stable")
+        a, groups = a[..., order], groups[order]
+    sizes = np.bincount(groups)
+    sizes = sizes[sizes > 0]
+    if (sizes == sizes[0]).all():  # equal clusters: a reshape, much faster than reduceat
+        blocks = a.reshape(*a.shape[:-1], len(sizes), sizes[0])
+        return blocks.max(axis=-1), blocks.min(axis=-1)
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    return np.maximum.reduceat(a, starts, axis=-1), np.minimum.reduceat(a, starts, axis=-1)
 
 
 def between_within_df(between: np.ndarray, n: int, J: int) -> np.ndarray:
@@ -82,8 +86,6 @@ def _proportional_within(x: np.ndarray, z: np.ndarray, groups: np.ndarray) -> np
     if zero.all():
         return np.zeros(len(x), dtype=bool)
     outside = (np.abs(x[:, zero]) > tol[:, None]).any(axis=1)
-    order = np.argsort(groups[~zero], kind="stable")  # each cluster's rows together, for reduceat
-    ratio = (x[:, ~zero] / z[~zero])[:, order]
-    starts = np.flatnonzero(np.diff(groups[~zero][order], prepend=-1))
-    spread = np.maximum.reduceat(ratio, starts, axis=1) - np.minimum.reduceat(ratio, starts, axis=1)
-    return ~outside & (spread <= _TOL * (1.0 + np.abs(ratio).max(axis=1))[:, None]).all(axis=1)
+    high, low = _cluster_extremes(x[:, ~zero] / z[~zero], groups[~zero])
+    scale = 1.0 + np.maximum(np.abs(high).max(axis=1), np.abs(low).max(axis=1))
+    return ~outside & ((high - low) <= _TOL * scale[:, None]).all(axis=1)
