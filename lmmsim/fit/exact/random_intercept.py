@@ -17,7 +17,9 @@ so the per-group sums are sufficient statistics.  Groups of equal size share
 ``lambda``, so they are pooled first: a balanced design costs the same as a
 single group.  ``beta`` and ``sigma_e^2`` are profiled out exactly, leaving a
 one-dimensional criterion in ``gamma`` with analytic first and second
-derivatives.  It is evaluated on a log-spaced grid (plus ``gamma = 0``); every
+derivatives (with groups of one size, computed in the joint eigenbasis of the
+within- and between-group cross products: :mod:`lmmsim.fit.exact.spectral`).
+It is evaluated on a log-spaced grid (plus ``gamma = 0``); every
 sign change of its derivative brackets a local optimum, each is refined by a
 safeguarded Newton iteration, and the best of these and of the boundary
 ``gamma = 0`` is kept, so the global optimum on ``[0, gamma_max]`` is found
