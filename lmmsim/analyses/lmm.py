@@ -20,7 +20,7 @@ from lmmsim.fit.exact import fit_block, fit_random_intercept
 from lmmsim.fit.exact.block_layout import model_block_reason, model_layout
 from lmmsim.fit.result import Fit
 from lmmsim.fit.statsmodels import fit_lmm
-from lmmsim.inference import between_within_df, denominator_df
+from lmmsim.inference import between_within_df, cluster_level, denominator_df
 from lmmsim.inference.satterthwaite_ri import satterthwaite_ri
 from lmmsim.model import prepare
 from lmmsim.simulate.batch import design_matrices
@@ -90,8 +90,9 @@ def lmm_t_batch(fits: BatchFits, coefs):
     b, fit = fits.batch, fits.reml
     idx = select(b.columns, coefs)
     status, message = exact_status(fit)
-    if b.layout is None:
-        df = between_within_df(fits.between, b.y.shape[1], b.J)
+    if b.layout is None:  # cluster-level columns: shared with cluster_means when it runs too
+        between = cluster_level(b.X, b.groups) if fits.between is None else fits.between
+        df = between_within_df(between, b.y.shape[1], b.J)
     else:  # the random effects of the top-level groups claim columns of X, as in lmm_t
         df = denominator_df(b.X, b.groups, b.layout.Z[:, : b.layout.terms[0][0]])
     df = np.broadcast_to(df, fit.beta.shape)[:, idx]

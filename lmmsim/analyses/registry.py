@@ -20,7 +20,7 @@ ANALYSES: dict[str, Analysis] = {
         Analysis("lmm_wald", "LMM by REML, model-based SE, Wald z test", lmm.lmm_wald, lmm.lmm_wald_batch,
                  needs=("reml",), block=False),
         Analysis("lmm_t", "LMM by REML, model-based SE, t test with between-within df", lmm.lmm_t, lmm.lmm_t_batch,
-                 needs=("reml", "between")),
+                 needs=("reml",)),
         Analysis("lmm_satterthwaite", "LMM by REML, model-based SE, t test with Satterthwaite df (lmerTest)",
                  lmm.lmm_satterthwaite, lmm.lmm_satterthwaite_batch, lmm.check_satterthwaite,
                  needs=("reml", "satterthwaite")),

@@ -14,27 +14,45 @@ _TOL = 1e-10  # a column is cluster-level if it varies within clusters by less t
 def cluster_level(X: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Which columns of X are constant within every cluster.
 
-    ``X`` of shape (n, p) gives shape (p,); (R, n, p) gives (R, p).
+    ``X`` of shape (n, p) gives shape (p,); (R, n, p) gives (R, p). A column counts as
+    constant when its range within each cluster is at most ``_TOL`` times
+    (1 + its largest absolute value).
     """
-    J = int(groups.max()) + 1
-    onehot = np.zeros((len(groups), J))
-    onehot[np.arange(len(groups)), groups] = 1.0
-    sizes = onehot.sum(0)
-    means = np.swapaxes(np.swapaxes(X, -1, -2) @ onehot / sizes, -1, -2)  # (..., J, p)
-    m = len(groups) // J
-    if m * J == len(groups) and (groups.reshape(J, m) == np.arange(J)[:, None]).all():
-        # Clusters of equal size in row order (simulated designs): rounding is monotone, so
-        # max |x - mean| over a cluster is at its largest or smallest x -- the same numbers
-        # from two reductions per column instead of a difference per row.
-        blocks = np.moveaxis(X, -1, 0).reshape(X.shape[-1], *X.shape[:-2], J, m)  # (p, ..., J, m)
-        high, low = blocks.max(axis=-1), blocks.min(axis=-1)
-        centre = np.moveaxis(means, -1, 0)
-        spread = np.maximum(np.abs(high - centre), np.abs(low - centre)).max(axis=-1)
-        scale = 1.0 + np.maximum(np.abs(high.max(axis=-1)), np.abs(low.min(axis=-1)))
-        return np.moveaxis(spread <= _TOL * scale, 0, -1)
-    spread = np.abs(X - means[..., groups, :]).max(axis=-2)
-    scale = 1.0 + np.abs(X).max(axis=-2)
-    return spread <= _TOL * scale
+    groups = np.asarray(groups)
+    xt = np.moveaxis(np.asarray(X, dtype=float), -1, 0)  # (p, ..., n): X is stored column by column
+    if np.any(np.diff(groups) < 0):  # each cluster's rows together
+        order = np.argsort(groups, kind="stable")
+        xt, groups = xt[..., order], groups[order]
+    tol = _TOL * (1.0 + np.abs(xt).max(axis=-1))
+    # The largest step between neighbouring rows of a cluster bounds the range from below, and
+    # is 0 exactly when the range is: one pass along memory decides nearly every column; the
+    # per-cluster range (reductions over short runs, much slower) only where a step is
+    # nonzero but within the tolerance.
+    step = np.diff(xt, axis=-1)
+    np.abs(step, out=step)  # in place: a fresh array of this size costs its page faults
+    step[..., np.flatnonzero(np.diff(groups))] = 0.0  # across a cluster boundary
+    largest = step.max(axis=-1)
+    constant = largest == 0.0
+    unsure = (largest > 0.0) & (largest <= tol)
+    if unsure.any():
+        high, low = _cluster_extremes(xt[unsure], groups)
+        constant[unsure] = (high - low).max(axis=-1) <= tol[unsure]
+    return np.moveaxis(constant, 0, -1)
+
+
+def _cluster_extremes(a: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Largest and smallest value of ``a`` (observations on the last axis) in each cluster
+    that has observations, shape ``a.shape[:-1] + (clusters,)``."""
+    if np.any(np.diff(groups) < 0):  # the reductions below need each cluster contiguous
+        order = np.argsort(groups, kind="stable")
+        a, groups = a[..., order], groups[order]
+    sizes = np.bincount(groups)
+    sizes = sizes[sizes > 0]
+    if (sizes == sizes[0]).all():  # equal clusters: a reshape, much faster than reduceat
+        blocks = a.reshape(*a.shape[:-1], len(sizes), sizes[0])
+        return blocks.max(axis=-1), blocks.min(axis=-1)
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    return np.maximum.reduceat(a, starts, axis=-1), np.minimum.reduceat(a, starts, axis=-1)
 
 
 def between_within_df(between: np.ndarray, n: int, J: int) -> np.ndarray:
@@ -83,8 +101,6 @@ def _proportional_within(x: np.ndarray, z: np.ndarray, groups: np.ndarray) -> np
     if zero.all():
         return np.zeros(len(x), dtype=bool)
     outside = (np.abs(x[:, zero]) > tol[:, None]).any(axis=1)
-    order = np.argsort(groups[~zero], kind="stable")  # each cluster's rows together, for reduceat
-    ratio = (x[:, ~zero] / z[~zero])[:, order]
-    starts = np.flatnonzero(np.diff(groups[~zero][order], prepend=-1))
-    spread = np.maximum.reduceat(ratio, starts, axis=1) - np.minimum.reduceat(ratio, starts, axis=1)
-    return ~outside & (spread <= _TOL * (1.0 + np.abs(ratio).max(axis=1))[:, None]).all(axis=1)
+    high, low = _cluster_extremes(x[:, ~zero] / z[~zero], groups[~zero])
+    scale = 1.0 + np.maximum(np.abs(high).max(axis=1), np.abs(low).max(axis=1))
+    return ~outside & ((high - low) <= _TOL * scale[:, None]).all(axis=1)

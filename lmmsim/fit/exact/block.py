@@ -186,7 +186,8 @@ def _line_search(st, th, f0, step, slope, template, n, reml, state, active) -> n
 
     The full step is tried for all; where it fails, the halvings ``2^-1 ... 2^-B`` are
     evaluated together in one call (few replications need them, and each call has a
-    fixed cost) and the longest acceptable one is taken; then, rarely, halving goes on.
+    fixed cost) and the longest acceptable one is taken; where none is, rarely, all the
+    further halvings, down to the first below 1e-10, in one more call.
     """
     theta, f, grad = state
     c = evaluate(st, th + step, template, n, reml)
@@ -194,28 +195,29 @@ def _line_search(st, th, f0, step, slope, template, n, reml, state, active) -> n
     theta[active[ok]], f[active[ok]], grad[active[ok]] = th[ok] + step[ok], c.f[ok], c.grad[ok]
     alpha = np.where(ok, 1.0, 0.0)
     retry = np.flatnonzero(~ok)
-    if not len(retry):
-        return alpha
-    lengths = 0.5 ** np.arange(1, _BACKTRACKS + 1)
-    rows = np.repeat(retry, _BACKTRACKS)
+    further = 0.5 ** np.arange(_BACKTRACKS + 1, 35)  # down to 2^-34, the first below 1e-10
+    for lengths in (0.5 ** np.arange(1, _BACKTRACKS + 1), further):
+        if not len(retry):
+            break
+        retry = _backtrack(st, th, f0, step, slope, template, n, reml, state, active, alpha, retry, lengths)
+    return alpha
+
+
+def _backtrack(st, th, f0, step, slope, template, n, reml, state, active, alpha, retry, lengths) -> np.ndarray:
+    """Try the step ``lengths`` (decreasing) at once for the replications ``retry``; take
+    the longest acceptable one (as halving one at a time would) and return those left."""
+    theta, f, grad = state
+    k = len(lengths)
+    rows = np.repeat(retry, k)
     trial = th[rows] + np.tile(lengths, len(retry))[:, None] * step[rows]
     c = evaluate(st.take(rows), trial, template, n, reml)
     accept = (c.f <= f0[rows] + 1e-4 * np.tile(lengths, len(retry)) * slope[rows]).reshape(len(retry), -1)
     found = accept.any(1)
-    pick = np.arange(len(retry)) * _BACKTRACKS + accept.argmax(1)  # longest acceptable step
+    pick = np.arange(len(retry)) * k + accept.argmax(1)  # longest acceptable step
     done, pick = retry[found], pick[found]
     theta[active[done]], f[active[done]], grad[active[done]] = trial[pick], c.f[pick], c.grad[pick]
     alpha[done] = lengths[accept[found].argmax(1)]
-    pending, length = retry[~found], lengths[-1]
-    while len(pending) and length > 1e-10:  # rare: keep halving one length at a time
-        length *= 0.5
-        c = evaluate(st.take(pending), th[pending] + length * step[pending], template, n, reml)
-        ok = c.f <= f0[pending] + 1e-4 * length * slope[pending]
-        done = pending[ok]
-        theta[active[done]], f[active[done]], grad[active[done]] = th[done] + length * step[done], c.f[ok], c.grad[ok]
-        alpha[done] = length
-        pending = pending[~ok]
-    return alpha
+    return retry[~found]
 
 
 def _canonical(theta: np.ndarray, template: np.ndarray) -> np.ndarray:

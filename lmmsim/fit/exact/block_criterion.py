@@ -118,9 +118,9 @@ def evaluate(st: Stats, theta: np.ndarray, template: np.ndarray, n: int, reml: b
     m_inv, logdet_m = inverse_logdet(m)
     b = _mm(_mm(lam, m_inv), lam_t)  # Lambda M^-1 Lambda', (q, q, K, R)
     bf = b.reshape(-1, R)
-    xtx_b = st.t_xx @ bf if st.shared else (st.t_xx * bf).sum(1)
+    xtx_b = st.t_xx @ bf if st.shared else np.einsum("xcr,cr->xr", st.t_xx, bf)  # einsum: no (x, c, R) temporary
     a = st.xtx - xtx_b.reshape(p, p, R)
-    xvy = st.xty - (st.t_xy * bf).sum(1)
+    xvy = st.xty - np.einsum("pcr,cr->pr", st.t_xy, bf)
     yvy = st.yty - (st.t_yy * bf).sum(0)
     with np.errstate(invalid="ignore"):  # far trial points can lose A's definiteness to
         a_inv, logdet_a = inverse_logdet(a)  # rounding: f is then NaN and the step is halved
@@ -155,7 +155,7 @@ def _times_xx(st: Stats, v: np.ndarray) -> np.ndarray:
     """``sum_x v[x, r] t_xx[x, c, r]``, shape (c, R)."""
     if st.shared:
         return st.t_xx.T @ v
-    return (st.t_xx * v[:, None]).sum(0)
+    return np.einsum("xcr,xr->cr", st.t_xx, v)
 
 
 @lru_cache(maxsize=8)

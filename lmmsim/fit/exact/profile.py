@@ -10,17 +10,20 @@ from typing import NamedTuple
 
 import numpy as np
 
+from lmmsim.fit.exact import spectral
+
 _XTOL = 1e-10  # on log(gamma): relative precision of gamma, before the last Newton step
 _MAXITER = 100
 
 
-def column_rank(X: np.ndarray) -> int:
+def column_rank(X: np.ndarray, xtx: np.ndarray | None = None) -> int:
     """``numpy.linalg.matrix_rank(X).min()`` for X of shape (n, p) or (R, n, p), with an SVD
     only for the replications whose X'X leaves doubt: where its smallest eigenvalue exceeds
     1e-8 of its largest, X has full column rank by matrix_rank's tolerance (~1e-13 of the
-    largest singular value) with a margin of orders of magnitude."""
+    largest singular value) with a margin of orders of magnitude. ``xtx``: X'X, shape
+    (p, p) or (R, p, p), when it is at hand."""
     X3 = X if X.ndim == 3 else X[None]
-    eigen = np.linalg.eigvalsh(np.swapaxes(X3, -1, -2) @ X3)
+    eigen = np.linalg.eigvalsh(np.swapaxes(X3, -1, -2) @ X3 if xtx is None else xtx.reshape(-1, *xtx.shape[-2:]))
     clear = eigen[:, 0] > 1e-8 * eigen[:, -1]
     return X.shape[-1] if clear.all() else int(np.linalg.matrix_rank(X3[~clear]).min())
 
@@ -151,7 +154,7 @@ def evaluate(st: Stats, gamma: np.ndarray, d: int, reml: bool, second: bool = Tr
     return _Criterion(f, f1, f2, beta, q, a_inv, logdet, log_v, h)
 
 
-def _newton(st: Stats, lo, hi, f1_lo, f1_hi, shift: float, d: int, reml: bool):
+def _newton(st, criterion, lo, hi, f1_lo, f1_hi, shift: float, d: int, reml: bool):
     """Minimise ``f`` on brackets ``[lo, hi]`` with ``f1(lo) < 0 <= f1(hi)``.
 
     Works in ``xi = log(gamma + shift)``: log-like over many decades, where
@@ -159,14 +162,15 @@ def _newton(st: Stats, lo, hi, f1_lo, f1_hi, shift: float, d: int, reml: bool):
     replaced by bisection whenever they leave the (shrinking) bracket or the
     curvature is not positive; started where the linear interpolant of
     ``df/dxi`` vanishes.  Returns the minimiser, whether it converged, and
-    ``f`` there.
+    ``f`` there. ``criterion`` is :func:`evaluate` for ``st`` a :class:`Stats`, or
+    :func:`lmmsim.fit.exact.spectral.evaluate` for a ``Spectrum``.
     """
     lo, hi = np.log(lo + shift), np.log(hi + shift)
     slope_lo, slope_hi = np.exp(lo) * f1_lo, np.exp(hi) * f1_hi
     xi = lo + (hi - lo) * slope_lo / (slope_lo - slope_hi)
     for _ in range(_MAXITER):
         scale = np.exp(xi)  # d gamma / d xi
-        crit = evaluate(st, (scale - shift)[None], d, reml)
+        crit = criterion(st, (scale - shift)[None], d, reml)
         f1, f2 = crit.f1[0], crit.f2[0]
         below = f1 < 0
         lo = np.where(below, xi, lo)
@@ -183,7 +187,10 @@ def _newton(st: Stats, lo, hi, f1_lo, f1_hi, shift: float, d: int, reml: bool):
 
 def optimise(st: Stats, grid: np.ndarray, d: int, reml: bool):
     """Global minimiser of ``f`` over ``[0, grid[-1]]`` for each replication."""
-    crit = evaluate(st, grid[:, None], d, reml, second=False)
+    criterion = evaluate
+    if st.size.shape[0] == 1:  # one group size: the search costs O(p) per point (see spectral)
+        st, criterion = spectral.spectrum(st), spectral.evaluate
+    crit = criterion(st, grid[:, None], d, reml, second=False)
     f, f1 = crit.f, crit.f1
     # gamma = 0 is a candidate when f increases from it; the grid's upper end
     # when f still decreases there (then the optimum lies beyond gamma_max).
@@ -201,7 +208,8 @@ def optimise(st: Stats, grid: np.ndarray, d: int, reml: bool):
         i = todo[:, cols].argmax(0)
         todo[i, cols] = False
         sub = st if len(cols) == len(gamma) else st.take(cols)
-        x, done, fx = _newton(sub, grid[i], grid[i + 1], f1[i, cols], f1[i + 1, cols], grid[1], d, reml)
+        x, done, fx = _newton(sub, criterion, grid[i], grid[i + 1], f1[i, cols], f1[i + 1, cols], grid[1],
+                              d, reml)
         better = fx < best_f[cols]
         best_f[cols] = np.where(better, fx, best_f[cols])
         gamma[cols] = np.where(better, x, gamma[cols])
@@ -212,31 +220,32 @@ def optimise(st: Stats, grid: np.ndarray, d: int, reml: bool):
 
 def sufficient_stats(y: np.ndarray, X: np.ndarray, codes: np.ndarray) -> Stats:
     """Pool the per-group sums by group size (see :class:`Stats` for the layout)."""
-    order = np.argsort(codes, kind="stable")
     sizes = np.bincount(codes)
-    if np.any(np.diff(codes) < 0):  # reduceat needs each group contiguous
+    if np.any(np.diff(codes) < 0):  # the group sums below need each group contiguous
+        order = np.argsort(codes, kind="stable")
         y, X, codes = y[:, order], X[..., order, :], codes[order]
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    # Group sums (R, J): reduceat is fast only when it adds up contiguous rows
-    if y.strides[0] < y.strides[1]:
-        t = np.add.reduceat(y.T, starts, axis=0).T
-    else:
-        t = np.add.reduceat(y, starts, axis=1)
-    s = np.add.reduceat(X, starts, axis=-2)  # (J, p) or (R, J, p)
-    x_within = X - np.take(s / sizes[:, None], codes, axis=-2)  # exact within-group part of X
+    # Observations on the last axis, X's columns first: X is built column by column
+    # (``simulate.columns``), so this view is contiguous and every sum runs along memory.
+    xt = np.moveaxis(X, -1, 0)  # (p, n) or (p, R, n)
+    s, t = _group_sums(xt, sizes), _group_sums(y, sizes)  # (p, [R,] J) and (R, J)
+    x_within = _within(xt, s, sizes, codes)
 
     size, cls = np.unique(sizes, return_inverse=True)
     pool = (cls[:, None] == np.arange(len(size))) / sizes[:, None]  # (J, K): 1/n_j into its size class
     if X.ndim == 2:
-        w_xx = (x_within.T @ x_within)[:, :, None, None]
-        b_xx = np.einsum("ja,jb,jk->abk", s, s, pool)[..., None]
-        w_xy = (x_within.T @ y.T)[:, None, :]
-        b_xy = np.einsum("ja,jk->akj", s, pool) @ t.T
+        w_xx = (x_within @ x_within.T)[:, :, None, None]
+        b_xx = np.einsum("aj,bj,jk->abk", s, s, pool)[..., None]
+        w_xy = (x_within @ y.T)[:, None, :]
+        b_xy = np.einsum("aj,jk->akj", s, pool) @ t.T
     else:
-        w_xx = np.moveaxis(x_within.transpose(0, 2, 1) @ x_within, 0, -1)[:, :, None, :]
-        b_xx = np.einsum("rja,rjb,jk->abkr", s, s, pool, optimize=True)
-        w_xy = (y[:, None, :] @ x_within)[:, 0].T[:, None, :]
-        b_xy = np.einsum("rj,rja,jk->akr", t, s, pool)
+        w_xx = np.einsum("arn,brn->abr", x_within, x_within)[:, :, None, :]
+        w_xy = np.einsum("arn,rn->ar", x_within, y)[:, None, :]
+        if len(size) == 1:  # one group size (balanced): no pooling matrix to multiply
+            b_xx = (np.einsum("arj,brj->abr", s, s) * pool[0, 0])[:, :, None, :]
+            b_xy = (np.einsum("arj,rj->ar", s, t) * pool[0, 0])[:, None, :]
+        else:
+            b_xx = np.einsum("arj,brj,jk->abkr", s, s, pool, optimize=True)
+            b_xy = np.einsum("rj,arj,jk->akr", t, s, pool)
     b_yy = pool.T @ (t**2).T
     w_yy = (np.einsum("rn,rn->r", y, y) - b_yy.sum(0))[None, :]
     return Stats(
@@ -249,3 +258,20 @@ def sufficient_stats(y: np.ndarray, X: np.ndarray, codes: np.ndarray) -> Stats:
         w_yy=w_yy,
         b_yy=b_yy,
     )
+
+
+def _group_sums(a: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Sums over consecutive runs of ``sizes`` along the last axis of ``a``."""
+    if (sizes == sizes[0]).all():  # equal groups: a reshape, much faster than reduceat
+        return a.reshape(*a.shape[:-1], len(sizes), sizes[0]).sum(-1)
+    return np.add.reduceat(a, np.concatenate(([0], np.cumsum(sizes)[:-1])), axis=-1)
+
+
+def _within(a: np.ndarray, sums: np.ndarray, sizes: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """``a`` minus its group means (groups along the last axis, consecutive): the exact
+    within-group part, without the cancellation of X'X minus its between-group part."""
+    means = sums / sizes
+    if (sizes == sizes[0]).all():
+        shape = (*a.shape[:-1], len(sizes), sizes[0])
+        return (a.reshape(shape) - means[..., None]).reshape(a.shape)
+    return a - np.take(means, codes, axis=-1)

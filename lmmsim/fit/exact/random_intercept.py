@@ -17,7 +17,9 @@ so the per-group sums are sufficient statistics.  Groups of equal size share
 ``lambda``, so they are pooled first: a balanced design costs the same as a
 single group.  ``beta`` and ``sigma_e^2`` are profiled out exactly, leaving a
 one-dimensional criterion in ``gamma`` with analytic first and second
-derivatives.  It is evaluated on a log-spaced grid (plus ``gamma = 0``); every
+derivatives (with groups of one size, computed in the joint eigenbasis of the
+within- and between-group cross products: :mod:`lmmsim.fit.exact.spectral`).
+It is evaluated on a log-spaced grid (plus ``gamma = 0``); every
 sign change of its derivative brackets a local optimum, each is refined by a
 safeguarded Newton iteration, and the best of these and of the boundary
 ``gamma = 0`` is kept, so the global optimum on ``[0, gamma_max]`` is found
@@ -164,7 +166,9 @@ def fit_random_intercept(y, X, groups, *, reml: bool = True) -> RandomInterceptF
     blocks = []
     for start in range(0, len(y), _CHUNK):  # blocks small enough to stay in cache
         part = slice(start, start + _CHUNK)
-        stats = sufficient_stats(y[part], X if X.ndim == 2 else X[part], codes)
+        x_part = X if X.ndim == 2 else X[part]
+        stats = sufficient_stats(y[part], x_part, codes)
+        _check_rank(stats, x_part)
         _check_identifiable(stats, n_groups)
         gamma, converged = optimise(stats, grid, n - p if reml else n, reml)
         blocks.append(_estimates(stats, gamma, converged, n, p, reml))
@@ -220,9 +224,6 @@ def _check_inputs(y, X, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     p = X.shape[-1]
     if not 0 < p < n:
         raise ValueError(f"X: got p = {p} columns for n = {n} observations, expected 1 <= p < n")
-    rank = column_rank(X)
-    if rank < p:
-        raise ValueError(f"X: got rank {rank} with p = {p} columns, expected full column rank")
     _, codes, sizes = np.unique(groups, return_inverse=True, return_counts=True)
     if len(sizes) < 2:
         raise ValueError(f"groups: got {len(sizes)} distinct group, expected at least 2")
@@ -232,6 +233,15 @@ def _check_inputs(y, X, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             "more (otherwise sigma_u and sigma_e are not identifiable)"
         )
     return y, X, codes.reshape(n)
+
+
+def _check_rank(st: Stats, X: np.ndarray) -> None:
+    """Raise unless X has full column rank (X'X from the statistics: within plus between)."""
+    p = st.w_xx.shape[0]
+    xtx = np.moveaxis((st.w_xx + st.b_xx.sum(2, keepdims=True))[:, :, 0], -1, 0)  # (Rx, p, p)
+    rank = column_rank(X, xtx)
+    if rank < p:
+        raise ValueError(f"X: got rank {rank} with p = {p} columns, expected full column rank")
 
 
 def _check_identifiable(st: Stats, n_groups: int) -> None:

@@ -1,0 +1,101 @@
+"""The profiled REML/ML criterion of the random-intercept model when all groups have one size.
+
+With groups of one size ``m``, every group shares ``lambda = 1 / (1 + m gamma)`` and
+
+    X'V0^-1 X = W + lambda B,    X'V0^-1 y = w + lambda c,    y'V0^-1 y = w_yy + lambda b_yy,
+
+(``W``, ``w``, ``w_yy`` within groups; ``B``, ``c``, ``b_yy`` between them).  ``W`` and ``B``
+are diagonalised together through ``T = W + B = X'X = L L'`` and the eigenvalues
+``0 <= d_i <= 1`` of ``L^-1 B L^-T = U D U'``: then ``W + lambda B = L U E U' L'`` with
+``E = diag(1 - (1 - lambda) d)``.  After one small eigenproblem per replication, the
+criterion and its derivatives at any ``gamma`` cost O(p) instead of a p x p inversion --
+the reduction EMMA (Kang et al. 2008) makes for one variance ratio, applied to the pooled
+sums.  Used by :func:`lmmsim.fit.exact.profile.optimise` for the search; the estimates at
+the optimum come from :func:`lmmsim.fit.exact.profile.evaluate`.  Replications are on the
+last axis, as there.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Spectrum(NamedTuple):
+    """The pooled sums of :class:`~lmmsim.fit.exact.profile.Stats` in the joint eigenbasis."""
+
+    size: float  # the common group size m
+    count: float  # the number of groups J
+    d: np.ndarray  # (p, Rx) eigenvalues of L^-1 B L^-T
+    w_hat: np.ndarray  # (p, R) U' L^-1 w
+    c_hat: np.ndarray  # (p, R) U' L^-1 c
+    logdet_t: np.ndarray  # (Rx,) log|X'X|
+    w_yy: np.ndarray  # (R,)
+    b_yy: np.ndarray  # (R,)
+
+    def take(self, part) -> Spectrum:
+        """The replications ``part`` (slice or index array)."""
+        shared = self.d.shape[-1] == 1
+        return self._replace(
+            **{name: getattr(self, name)[..., part] for name in self._fields[2:]
+               if not (shared and name in ("d", "logdet_t"))}
+        )
+
+
+class Criterion(NamedTuple):
+    """``f = -2 loglik + const`` and its first two derivatives in gamma, shape (G, R)."""
+
+    f: np.ndarray
+    f1: np.ndarray
+    f2: np.ndarray | None
+
+
+def spectrum(st) -> Spectrum:
+    """The :class:`Spectrum` of statistics ``st`` pooled into one group size."""
+    if st.size.shape[0] != 1:
+        raise ValueError(f"st: got {st.size.shape[0]} group sizes, expected 1 (groups of one size)")
+    W = np.moveaxis(st.w_xx[:, :, 0], -1, 0)  # (Rx, p, p)
+    B = np.moveaxis(st.b_xx[:, :, 0], -1, 0)
+    L = np.linalg.cholesky(W + B)
+    L_inv = np.linalg.inv(L)
+    d, U = np.linalg.eigh(L_inv @ B @ np.swapaxes(L_inv, -1, -2))
+    P = np.swapaxes(U, -1, -2) @ L_inv  # (Rx, p, p): coordinates in the eigenbasis
+    w = np.moveaxis(st.w_xy[:, 0], -1, 0)[..., None]  # (R, p, 1)
+    c = np.moveaxis(st.b_xy[:, 0], -1, 0)[..., None]
+    return Spectrum(
+        size=float(st.size[0, 0]),
+        count=float(st.count[0, 0]),
+        d=np.clip(d, 0.0, 1.0).T,  # rounding can step just outside [0, 1]
+        w_hat=(P @ w)[..., 0].T,
+        c_hat=(P @ c)[..., 0].T,
+        logdet_t=2.0 * np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(-1),
+        w_yy=st.w_yy[0],
+        b_yy=st.b_yy[0],
+    )
+
+
+def evaluate(sp: Spectrum, gamma: np.ndarray, dof: int, reml: bool, second: bool = True) -> Criterion:
+    """The criterion at ``gamma`` of shape (G, R) or (G, 1); ``dof`` is ``n - p`` (REML) or ``n``."""
+    lam = 1.0 / (1.0 + sp.size * gamma)  # (G, R)
+    d = sp.d[:, None, :]  # (p, 1, Rx)
+    e = 1.0 - (1.0 - lam) * d  # (p, G, R): eigenvalues of X'V0^-1 X in the basis
+    n_hat = sp.w_hat[:, None, :] + lam * sp.c_hat[:, None, :]
+    beta = n_hat / e
+    q = sp.w_yy + lam * sp.b_yy - (n_hat * beta).sum(0)
+    # Derivatives in lambda (g1, g2), then by the chain rule in gamma.
+    q1 = sp.b_yy - (beta * (2.0 * sp.c_hat[:, None, :] - beta * d)).sum(0)
+    f = -sp.count * np.log(lam) + dof * np.log(q)
+    g1 = -sp.count / lam + dof * q1 / q
+    if reml:
+        f = f + sp.logdet_t + np.log(e).sum(0)
+        g1 = g1 + (d / e).sum(0)
+    lam1 = -sp.size * lam**2  # d lambda / d gamma
+    f2 = None
+    if second:
+        q2 = -2.0 * ((sp.c_hat[:, None, :] - beta * d) ** 2 / e).sum(0)
+        g2 = sp.count / lam**2 + dof * (q2 / q - (q1 / q) ** 2)
+        if reml:
+            g2 = g2 - ((d / e) ** 2).sum(0)
+        f2 = g2 * lam1**2 + g1 * (-2.0 * sp.size * lam * lam1)  # lambda'' = -2 m lambda lambda'
+    return Criterion(f, g1 * lam1, f2)
