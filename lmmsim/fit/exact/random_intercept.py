@@ -18,7 +18,7 @@ so the per-group sums are sufficient statistics.  Groups of equal size share
 single group.  ``beta`` and ``sigma_e^2`` are profiled out exactly, leaving a
 one-dimensional criterion in ``gamma`` with analytic first and second
 derivatives (with groups of one size, computed in the joint eigenbasis of the
-within- and between-group cross products: :mod:`lmmsim.fit.exact.spectral`).
+within- and between-group cross products: ``lmmsim.fit.exact.spectral``).
 It is evaluated on a log-spaced grid (plus ``gamma = 0``); every
 sign change of its derivative brackets a local optimum, each is refined by a
 safeguarded Newton iteration, and the best of these and of the boundary
