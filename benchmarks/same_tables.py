@@ -5,13 +5,13 @@ checkpoints re-read, a Design as study), ~145,000 rows. From the repository root
 
     .venv/bin/python benchmarks/same_tables.py record /tmp/tables.pkl   # on the old commit
     .venv/bin/python benchmarks/same_tables.py compare /tmp/tables.pkl  # on the new one
-    .venv/bin/python benchmarks/same_tables.py agree /tmp/tables.pkl    # same rows and statuses, numbers to 1e-5
+    .venv/bin/python benchmarks/same_tables.py agree /tmp/tables.pkl    # same rows and statuses, numbers to 1e-4
 
-``agree`` is for a change of arithmetic (e.g. a faster way to sum, or a batch evaluated in
-other groupings): statuses and messages must be identical, numbers may move within the
-optimiser's precision (relative 1e-5: the iterations stop on a deviance decrement of 1e-11,
-which leaves a flat SD, e.g. of 4 or 20 schools, free in about its 6th digit); it prints the
-largest relative difference of each numeric column.
+``agree`` is for a change of arithmetic or of where an optimiser stops: statuses and
+messages must be identical, numbers may move within the fits' stopping precision (1e-4,
+relative to max(|value|, 1): the block fits stop at gradient norms up to ~5e-4, which
+leaves a flat SD, e.g. of 20 schools, free in about its 6th digit, and moves an interval
+end of SE ~3 by ~1e-5); it prints the largest such difference of each numeric column.
 """
 
 import pickle
@@ -53,7 +53,7 @@ def agreement(got: pd.DataFrame, ref: pd.DataFrame) -> dict[str, float]:
         assert (np.isnan(a) == np.isnan(b)).all(), column
         scale = np.maximum(np.abs(b), 1.0)
         worst[column] = float(np.nanmax(np.abs(a - b) / scale, initial=0.0))
-        assert worst[column] < 1e-5, (column, worst[column])
+        assert worst[column] < 1e-4, (column, worst[column])
     return worst
 
 

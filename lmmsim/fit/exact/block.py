@@ -194,7 +194,10 @@ def _line_search(st, th, f0, step, slope, template, n, reml, state, active) -> n
     ok = c.f <= f0 + 1e-4 * slope  # NaN fails
     theta[active[ok]], f[active[ok]], grad[active[ok]] = th[ok] + step[ok], c.f[ok], c.grad[ok]
     alpha = np.where(ok, 1.0, 0.0)
-    retry = np.flatnonzero(~ok)
+    # Where the full step fails although the predicted decrease is already below what
+    # counts as verified, the deviance is at its rounding floor: stop there (alpha 0)
+    # rather than search ever shorter steps for gains lost in rounding.
+    retry = np.flatnonzero(~ok & (-slope >= _DECREMENT_OK))
     further = 0.5 ** np.arange(_BACKTRACKS + 1, 35)  # down to 2^-34, the first below 1e-10
     for lengths in (0.5 ** np.arange(1, _BACKTRACKS + 1), further):
         if not len(retry):

@@ -185,14 +185,14 @@ def sufficient_stats(y: np.ndarray, X: np.ndarray, Z: np.ndarray, codes: np.ndar
     zy = (y @ expand.T).T.reshape(n_groups, q, R)  # y @ E' streams y's rows; E @ y.T would copy y
     if X.ndim == 2:
         zx = (expand @ X).reshape(n_groups, q, p)
-        t_xx = np.einsum("jai,jbl,jk->ilabk", zx, zx, pool).reshape(p * p, -1)
-        t_xy = np.einsum("jai,jbr,jk->iabkr", zx, zy, pool, optimize=True).reshape(p, -1, R)
+        t_xx = _pooled("jai,jbl->ilabk", pool, zx, zx).reshape(p * p, -1)
+        t_xy = _pooled("jai,jbr->iabkr", pool, zx, zy).reshape(p, -1, R)
         xtx, xty = (X.T @ X)[..., None], (y @ X).T
     else:
         # Column by column: transposing all of X to (n, p, R) costs more than the fit
         zx = np.stack([expand @ X[:, :, i].T for i in range(p)], axis=1).reshape(n_groups, q, p, R)
-        t_xx = np.einsum("jair,jblr,jk->ilabkr", zx, zx, pool, optimize=True).reshape(p * p, -1, R)
-        t_xy = np.einsum("jair,jbr,jk->iabkr", zx, zy, pool, optimize=True).reshape(p, -1, R)
+        t_xx = _pooled("jair,jblr->ilabkr", pool, zx, zx).reshape(p * p, -1, R)
+        t_xy = _pooled("jair,jbr->iabkr", pool, zx, zy).reshape(p, -1, R)
         xtx = np.moveaxis(X.transpose(0, 2, 1) @ X, 0, -1)
         xty = (y[:, None, :] @ X)[:, 0].T
     return Stats(
@@ -200,8 +200,18 @@ def sufficient_stats(y: np.ndarray, X: np.ndarray, Z: np.ndarray, codes: np.ndar
         count=pool.sum(0)[:, None],
         t_xx=t_xx,
         t_xy=t_xy,
-        t_yy=np.einsum("jar,jbr,jk->abkr", zy, zy, pool, optimize=True).reshape(-1, R),
+        t_yy=_pooled("jar,jbr->abkr", pool, zy, zy).reshape(-1, R),
         xtx=xtx,
         xty=xty,
         yty=np.einsum("rn,rn->r", y, y),
     )
+
+
+def _pooled(spec: str, pool: np.ndarray, *operands: np.ndarray) -> np.ndarray:
+    """``einsum`` of ``spec`` (groups ``j`` in the inputs, classes ``k`` in the output) with
+    each group summed into its class by ``pool`` (J, K); with one class, a plain sum over
+    the groups, several times faster than the three-operand product."""
+    inputs, out = spec.split("->")
+    if pool.shape[1] == 1:
+        return np.expand_dims(np.einsum(f"{inputs}->{out.replace('k', '')}", *operands), out.index("k"))
+    return np.einsum(f"{inputs},jk->{out}", *operands, pool, optimize=True)
