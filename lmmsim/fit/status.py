@@ -63,18 +63,13 @@ def singular_terms(terms, theta) -> list[str]:
     >>> singular_terms(ri_slope, [1.0, -0.5, 0.0]), singular_terms(ri_slope, [1.0, 0.0, 0.0])
     (['cor(Intercept,x|g)'], ['sd(x|g)'])
     """
+    from lmmsim.inference.deviance import template  # scipy: imported when something is fitted
+
     theta = np.asarray(theta, dtype=float)
     names, start = [], 0
     for term in terms:
-        block = theta[start:start + term.n_theta]
+        T = template(term, theta[start:start + term.n_theta])
         start += term.n_theta
-        if not term.correlated:
-            names += [f"sd({c}|{term.name})" for c in term.columns] if block[0] < SINGULAR_TOL else []
-            continue
-        k = len(term.columns)
-        T = np.zeros((k, k))
-        rows, cols = np.triu_indices(k)
-        T[cols, rows] = block
         for j in np.flatnonzero(np.diag(T) < SINGULAR_TOL):
             if j == 0 or np.linalg.norm(T[j]) < SINGULAR_TOL:  # T[j] @ T[j] = (SD_j / σ_ε)²
                 names.append(f"sd({term.columns[j]}|{term.name})")
@@ -102,7 +97,7 @@ class FitStatus:
     boundary : bool
         A variance component is (numerically) zero or a correlation is ±1: the fit is
         singular and its variance-component inference is unreliable. Every fitter uses
-        lme4's rule, a diagonal element of θ below ``SINGULAR_TOL`` (:func:`singular_mask`).
+        lme4's rule, a diagonal element of θ below ``SINGULAR_TOL`` (``singular_mask``).
     message : str
         One line for people: ``"converged"``; ``"converged (powell; lbfgs fell short by 2.1
         log-likelihood units)"`` when the first optimizer's point was not the maximum;
