@@ -23,6 +23,7 @@ from lmmsim import (
 )
 from lmmsim.fit import verify
 from lmmsim.fit.statsmodels import BOUNDARY_TOL, Z95, _status
+from lmmsim.inference.deviance import Term
 
 ONE_WAY = ModelSpec("y ~ 1", groups="g")
 
@@ -205,32 +206,33 @@ def test_failed_fit_is_reported():
     assert table["estimate"].isna().all() and table["covered"].isna().all()
 
 
-def settled(converged: bool = True, message: str = "converged") -> verify.Settled:
-    """What _status reads from the verification: the verdict and its message."""
-    return verify.Settled(None, "lbfgs", (), converged, message, np.ones(1))
+def settled(theta, converged: bool = True, message: str = "converged") -> verify.Settled:
+    """What _status reads from the verification: the verdict, its message and θ."""
+    return verify.Settled(None, "lbfgs", (), converged, message, np.asarray(theta, dtype=float))
 
 
-def fake_estimates(sd_u: float, sigma: float = 1.0, cor: float | None = None) -> pd.DataFrame:
-    rows = {"Intercept": 1.0, "sd(Intercept|g)": sd_u, "sd(residual)": sigma}
-    if cor is not None:
-        rows["cor(Intercept,week|g)"] = cor
-    return pd.DataFrame({"estimate": rows, "se": np.nan})
+class Terms:
+    """What _status reads of the deviance: its terms (here a random intercept and slope)."""
+
+    terms = (Term("g", ("Intercept", "week"), True),)
 
 
 def test_status_logic_on_constructed_cases():
     # The verdict of the verification is passed on, with its message.
-    status = _status(settled(False, "not converged (nm): the Hessian is not definite"), fake_estimates(1.0))
+    status = _status(settled([1.0, 0.0, 1.0], False, "not converged (nm): the Hessian is not definite"), Terms)
     assert (status.converged, status.ok) == (False, False) and "Hessian" in str(status)
-    assert str(_status(settled(), fake_estimates(1.0))) == "converged"
-    # A tiny SD relative to σ_ε, or a correlation of ±1: boundary.
-    tiny = _status(settled(), fake_estimates(1e-5))
+    assert str(_status(settled([1.0, 0.0, 1.0]), Terms)) == "converged"
+    # lme4's rule on θ: a diagonal element below 1e-4 is a boundary fit, named by its term.
+    tiny = _status(settled([1e-5, 0.0, 1.0]), Terms)
     assert tiny.converged and tiny.boundary and str(tiny) == "boundary (singular fit): sd(Intercept|g)"
-    edge = _status(settled(), fake_estimates(1.0, cor=-1.0))
-    assert edge.boundary and "cor(Intercept,week|g)" in str(edge)
-    # An SD of 0.05 with σ_ε = 0.08 is interior, whatever statsmodels' absolute threshold says.
-    assert _status(settled(), fake_estimates(0.05, sigma=0.08)).ok
+    edge = _status(settled([1.0, -0.007, 0.9e-4]), Terms)  # cor -0.9999, sd(week) 0.7 % of σ_ε
+    assert edge.boundary and str(edge) == "boundary (singular fit): cor(Intercept,week|g)"
+    # θ is relative to σ_ε: an SD of 0.05 with σ_ε = 0.08 is interior, whatever statsmodels'
+    # absolute threshold says; so is a slope diagonal of 2e-4.
+    assert _status(settled([0.05 / 0.08, 0.0, 1.0]), Terms).ok
+    assert _status(settled([1.0, -0.007, 2e-4]), Terms).ok
     # Not converged on the boundary: the verdict's message, not "boundary".
-    lost = _status(settled(False, "not converged (nm): x"), fake_estimates(1e-5))
+    lost = _status(settled([1e-5, 0.0, 1.0], False, "not converged (nm): x"), Terms)
     assert lost.boundary and not lost.converged and str(lost) == "not converged (nm): x"
 
 

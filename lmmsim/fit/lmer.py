@@ -10,8 +10,9 @@ L-BFGS-B from lme4's start and a small one, with Powell's method where that stal
 Newton polishing (``lmmsim.fit.verify.minimise``). The status is verified as for
 :func:`~lmmsim.fit.fit_lmm`: converged means a verified local minimum of d (negligible
 Newton decrement, positive definite Hessian off the bounds, no descent off a bound), and
-the fit is on the boundary (singular) when an SD is below ``BOUNDARY_TOL`` × σ̂_ε or a
-correlation is ±1. Dense linear algebra: for book-sized data (a few hundred random effects).
+the fit is on the boundary (singular) by lme4's ``isSingular`` rule: a diagonal element of
+θ below 1e-4 (``lmmsim.fit.status.singular_mask``). Dense linear algebra: for book-sized
+data (a few hundred random effects).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import pandas as pd
 
 from lmmsim.fit.ols import rank_deficiency
 from lmmsim.fit.result import Fit
-from lmmsim.fit.statsmodels import Z95, singular_terms
-from lmmsim.fit.status import FitStatus
+from lmmsim.fit.statsmodels import Z95
+from lmmsim.fit.status import FitStatus, singular_terms
 from lmmsim.model import ModelSpec, prepare
 
 if TYPE_CHECKING:  # scipy, via these, is imported when something is fitted (quick start-up)
@@ -95,7 +96,7 @@ def fit_lmer(data: pd.DataFrame, model: str | ModelSpec, *, reml: bool = True) -
     dev = mats.deviance(reml)
     theta, verdict = _minimum(dev)
     estimates = _estimates(dev, theta)
-    status = _status(verdict, estimates)
+    status = _status(verdict, dev, theta)
     loglik = -dev(theta) / 2
     return Fit(method, estimates, status, float(loglik), len(mats.y), _result(mats, dev, theta, loglik), dev, theta)
 
@@ -139,10 +140,10 @@ def _descend(dev: Deviance, start: np.ndarray):
     return theta, verify.check(dev, theta)
 
 
-def _status(verdict, estimates: pd.DataFrame) -> FitStatus:
+def _status(verdict, dev: Deviance, theta: np.ndarray) -> FitStatus:
     if not verdict.ok:
         return FitStatus(False, message=f"not converged: {verdict.reason}")
-    singular = singular_terms(estimates)
+    singular = singular_terms(dev.terms, theta)
     if singular:
         return FitStatus(True, True, f"boundary (singular fit): {', '.join(singular)}")
     return FitStatus(True)
@@ -150,24 +151,13 @@ def _status(verdict, estimates: pd.DataFrame) -> FitStatus:
 
 def _estimates(dev: Deviance, theta: np.ndarray) -> pd.DataFrame:
     """β with Wald SEs and 95 % intervals; SDs and correlations of each term; σ_ε."""
-    from lmmsim.inference.deviance import template
+    from lmmsim.inference.deviance import sd_corr
 
     beta = dev.solve(theta)["beta"]
     se = np.sqrt(np.diag(dev.vcov(theta)))
     rows = {name: (b, s, b - Z95 * s, b + Z95 * s) for name, b, s in zip(dev.fixed_names, beta, se)}
     sigma = dev.sigma(theta)
-    start = 0
-    for term in dev.terms:
-        T = template(term, theta[start:start + term.n_theta])
-        start += term.n_theta
-        cov = sigma**2 * T @ T.T
-        sd = np.sqrt(np.diag(cov))
-        for i, a in enumerate(term.columns):
-            rows[f"sd({a}|{term.name})"] = (sd[i], np.nan, np.nan, np.nan)
-        for i, a in enumerate(term.columns):
-            for j in range(i + 1, len(term.columns)):
-                r = cov[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
-                rows[f"cor({a},{term.columns[j]}|{term.name})"] = (r, np.nan, np.nan, np.nan)
+    rows |= {name: (value, np.nan, np.nan, np.nan) for name, value in sd_corr(dev.terms, theta, sigma).items()}
     rows["sd(residual)"] = (sigma, np.nan, np.nan, np.nan)
     return pd.DataFrame.from_dict(rows, orient="index", columns=COLUMNS).rename_axis("parameter")
 

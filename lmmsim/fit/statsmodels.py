@@ -16,13 +16,25 @@ import pandas as pd
 from lmmsim.design import INTERCEPT
 from lmmsim.fit.ols import rank_deficiency
 from lmmsim.fit.result import Fit
-from lmmsim.fit.status import FitStatus, captured_warnings, exclusive, ignored_warnings, warning_messages
+from lmmsim.fit.status import (
+    SINGULAR_TOL,
+    FitStatus,
+    captured_warnings,
+    exclusive,
+    ignored_warnings,
+    singular_terms,
+    warning_messages,
+)
 from lmmsim.model import ModelSpec, formula_error, prepare
 
 Z95 = NormalDist().inv_cdf(0.975)  # stdlib, not scipy: importing lmmsim stays quick
-# An SD below this fraction of the residual SD is reported as a boundary (singular) fit.
-BOUNDARY_TOL = 1e-3
+# A diagonal element of θ (for a random intercept alone: its SD over σ_ε) below this makes
+# the fit a boundary (singular) one: lme4's isSingular tolerance, the rule of every fitter.
+BOUNDARY_TOL = SINGULAR_TOL
 OPTIMIZERS = ("lbfgs", "powell", "nm")
+# Largest gap, in deviance units, between statsmodels' -2 log-likelihood at the reported θ
+# and the criterion d(θ) it was verified on (see ``_unfaithful``).
+FAITHFUL_TOL = 1e-3
 
 
 def fit_lmm(data: pd.DataFrame, model: ModelSpec, *, reml: bool = True, optimizers=OPTIMIZERS) -> Fit:
@@ -92,12 +104,30 @@ def _fit_lmm(data: pd.DataFrame, model: ModelSpec, reml: bool, optimizers) -> Fi
         return Fit(method, _empty_estimates(), status, float("nan"), len(data))
     settled = verify.settle(lmm, dev, attempts, reml)
     result = settled.result
+    unfaithful = _unfaithful(result, dev, settled.theta)
+    if unfaithful:
+        status = FitStatus(False, False, f"failed: {unfaithful}", settled.messages, failed=True)
+        return Fit(method, _empty_estimates(), status, float("nan"), len(data))
     estimates = _lmm_estimates(result, model, np.sqrt(np.diag(dev.vcov(settled.theta))))
-    status = _status(settled, estimates)
+    status = _status(settled, dev)
     if status.boundary:
-        variance_rows = ~estimates.index.isin(result.fe_params.index)
-        estimates.loc[variance_rows, ["se", "ci_low", "ci_high"]] = np.nan
+        _at_boundary(estimates, result.fe_params.index, dev, settled.theta)
     return Fit(method, estimates, status, float(result.llf), int(result.nobs), result, dev, settled.theta)
+
+
+def _unfaithful(result, dev, theta: np.ndarray) -> str:
+    """Why statsmodels' results at θ are not those of the criterion ("" if they are).
+
+    statsmodels evaluates a diagonal θ below ``verify.SM_FLOOR`` at the floor, which moves
+    its log-likelihood by ~1e-6; where the random-effect covariance is nearly singular in
+    two ways (an intercept SD near 0 and a correlation of ±1) it inverts a matrix it
+    cannot, and its β and SDs are meaningless. Its log-likelihood then departs from the
+    criterion d(θ) by more than ``FAITHFUL_TOL``."""
+    gap = abs(-2 * float(result.llf) - dev(theta))
+    if gap <= FAITHFUL_TOL:
+        return ""
+    return (f"statsmodels cannot evaluate its model at the optimum (its -2 log-likelihood is {gap:.3g} "
+            "off the criterion there: a nearly singular covariance); fit_lmer fits this model")
 
 
 def _mixedlm(data: pd.DataFrame, model: ModelSpec):
@@ -117,11 +147,11 @@ def _mixedlm(data: pd.DataFrame, model: ModelSpec):
         raise formula_error("model", model.formula, err) from None
 
 
-def _status(settled, estimates: pd.DataFrame) -> FitStatus:
-    """Convergence as verified on the profiled deviance; the boundary judged on the estimates
-    relative to σ_ε (statsmodels' own "may be on the boundary" warning uses an absolute
-    threshold, so it depends on the unit of the outcome)."""
-    singular = singular_terms(estimates)
+def _status(settled, dev) -> FitStatus:
+    """Convergence as verified on the profiled deviance; the boundary by lme4's rule on θ
+    (statsmodels' own "may be on the boundary" warning uses an absolute threshold, so it
+    depends on the unit of the outcome)."""
+    singular = singular_terms(dev.terms, settled.theta)
     boundary = bool(singular)
     message = settled.message
     if boundary and settled.converged:
@@ -130,15 +160,18 @@ def _status(settled, estimates: pd.DataFrame) -> FitStatus:
     return FitStatus(settled.converged, boundary, message, settled.messages)
 
 
-def singular_terms(estimates: pd.DataFrame) -> list[str]:
-    """The variance parameters on the boundary: SDs below ``BOUNDARY_TOL`` × σ̂_ε and
-    correlations of ±1 (to 1e-6)."""
-    sd_rows = estimates.index.str.startswith("sd(") & (estimates.index != "sd(residual)")
+def _at_boundary(estimates: pd.DataFrame, fixed: pd.Index, dev, theta: np.ndarray) -> None:
+    """A boundary fit's SDs and correlations at θ itself (in place), without SEs.
+
+    statsmodels cannot evaluate a diagonal θ below ``verify.SM_FLOOR`` (1e-4), so its
+    estimates there show an SD of 1e-4 σ_ε or a correlation of ±0.9999 where θ has an
+    SD of 0 or a correlation of ±1."""
+    from lmmsim.inference.deviance import sd_corr
+
     sigma = estimates.loc["sd(residual)", "estimate"]
-    small = estimates.index[sd_rows & (estimates["estimate"] < BOUNDARY_TOL * sigma)]
-    cor_rows = estimates.index.str.startswith("cor(")
-    extreme = estimates.index[cor_rows & (estimates["estimate"].abs() > 1 - 1e-6)]
-    return list(small) + list(extreme)
+    for name, value in sd_corr(dev.terms, theta, sigma).items():
+        estimates.loc[name, "estimate"] = value
+    estimates.loc[~estimates.index.isin(fixed), ["se", "ci_low", "ci_high"]] = np.nan
 
 
 def _lmm_estimates(result, model: ModelSpec, fe_se: np.ndarray) -> pd.DataFrame:

@@ -23,6 +23,11 @@ import numpy as np
 
 from lmmsim.schema import STATUSES
 
+# lme4's isSingular() (lme4 1.1-31, R/utilities.R): a fit is singular when a θ whose lower
+# bound is 0 -- a diagonal element of the relative covariance factor T, the SD of a
+# random effect over σ_ε given the effects before it in its term -- is below this.
+SINGULAR_TOL = 1e-4
+
 
 def status_codes(converged, boundary, failed=False) -> np.ndarray:
     """The status code of each fit: ``failed``, else ``not_converged``, else ``boundary``,
@@ -30,6 +35,47 @@ def status_codes(converged, boundary, failed=False) -> np.ndarray:
     flags = (np.asarray(v, dtype=bool) for v in (converged, boundary, failed))
     converged, boundary, failed = np.broadcast_arrays(*flags)
     return np.select([failed, ~converged, boundary], list(STATUSES[:0:-1]), STATUSES[0]).astype(object)
+
+
+def singular_mask(theta, lower, tol: float = SINGULAR_TOL) -> np.ndarray:
+    """Which θ's are on the boundary by lme4's rule: ``lower == 0`` and ``theta < tol``.
+
+    ``theta`` may hold many fits, shape (..., n_theta); ``lower`` is lme4's ``getME(m,
+    "lower")``, shape (n_theta,). A fit is singular when any entry of its row is true.
+
+    >>> singular_mask([[1.2, -0.3, 5e-5], [1.2, -0.3, 2e-4]], [0, -np.inf, 0]).any(axis=-1)
+    array([ True, False])
+    """
+    return (np.asarray(lower) == 0) & (np.asarray(theta, dtype=float) < tol)
+
+
+def singular_terms(terms, theta) -> list[str]:
+    """The variance parameters named by each θ that :func:`singular_mask` flags.
+
+    ``terms`` are the random-effect terms in θ order (``lmmsim.inference.deviance.Term``:
+    ``name``, ``columns``, ``correlated``, θ's lower triangle column by column). A zero
+    first diagonal element of T names ``sd(first|group)``; a later one, the SD of that
+    column when it is (nearly) zero too, else its correlations with the columns before it,
+    which are then jointly ±1 (for two columns: one correlation of ±1).
+
+    >>> from lmmsim.inference.deviance import Term
+    >>> ri_slope = [Term("g", ("Intercept", "x"), True)]
+    >>> singular_terms(ri_slope, [1.0, -0.5, 0.0]), singular_terms(ri_slope, [1.0, 0.0, 0.0])
+    (['cor(Intercept,x|g)'], ['sd(x|g)'])
+    """
+    from lmmsim.inference.deviance import template  # scipy: imported when something is fitted
+
+    theta = np.asarray(theta, dtype=float)
+    names, start = [], 0
+    for term in terms:
+        T = template(term, theta[start:start + term.n_theta])
+        start += term.n_theta
+        for j in np.flatnonzero(np.diag(T) < SINGULAR_TOL):
+            if j == 0 or np.linalg.norm(T[j]) < SINGULAR_TOL:  # T[j] @ T[j] = (SD_j / σ_ε)²
+                names.append(f"sd({term.columns[j]}|{term.name})")
+            else:
+                names += [f"cor({a},{term.columns[j]}|{term.name})" for a in term.columns[:j]]
+    return names
 
 
 def worst(*codes: str) -> str:
@@ -50,7 +96,8 @@ class FitStatus:
         optimizers' points and several starts.
     boundary : bool
         A variance component is (numerically) zero or a correlation is ±1: the fit is
-        singular and its variance-component inference is unreliable.
+        singular and its variance-component inference is unreliable. Every fitter uses
+        lme4's rule, a diagonal element of θ below ``SINGULAR_TOL`` (``singular_mask``).
     message : str
         One line for people: ``"converged"``; ``"converged (powell; lbfgs fell short by 2.1
         log-likelihood units)"`` when the first optimizer's point was not the maximum;

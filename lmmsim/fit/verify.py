@@ -116,16 +116,33 @@ def _off_bound(dev: Deviance, theta: np.ndarray) -> int | None:
     """The first θ at its bound from which a small step inwards lowers d (None if none).
 
     d is even in a diagonal element of T, so its gradient there is 0 and only the step
-    itself tells: any decrease beyond rounding means the bound is not a minimum.
+    itself tells: any decrease beyond rounding means the bound is not a minimum. A column
+    of T whose diagonal element is 0 gives the same covariance with its sign flipped, and
+    the step inwards from the flipped column is a step outwards from this one: both are
+    tried (else a bounded search can stop where only the other sign leads downhill).
     """
     value = dev(theta)
     for i in np.flatnonzero(_active(theta, dev)):
-        for h in (1e-3, 1e-2, 1e-1):
-            step = np.zeros(len(theta))
-            step[i] = h
-            if dev(theta + step) < value - 1e-10 * max(abs(value), 1.0):
-                return int(i)
+        below = _below(dev, i)
+        for sign in (1.0, -1.0):
+            for h in (1e-3, 1e-2, 1e-1):
+                trial = theta.copy()
+                trial[below] *= sign
+                trial[i] += h
+                if dev(trial) < value - 1e-10 * max(abs(value), 1.0):
+                    return int(i)
+            if not below.size:
+                break
     return None
+
+
+def _below(dev: Deviance, i: int) -> np.ndarray:
+    """The θ's below the diagonal element θ[i] in its column of T (lme4 orders each term's
+    θ's column by column, diagonal first; off-diagonal θ's have no lower bound)."""
+    end = i + 1
+    while end < len(dev.lower) and dev.lower[end] != 0:
+        end += 1
+    return np.arange(i + 1, end)
 
 
 def check(dev: Deviance, theta: np.ndarray) -> Check:

@@ -142,6 +142,25 @@ def template(term: Term, theta: np.ndarray) -> np.ndarray:
     return T
 
 
+def sd_corr(terms, theta: np.ndarray, sigma: float) -> dict[str, float]:
+    """The SDs and correlations of every term's random effects at θ, given σ_ε, named as
+    the fitters name them: ``sd(week|patient)``, ``cor(Intercept,week|patient)`` (NaN
+    where an SD is 0)."""
+    out, start = {}, 0
+    for term in terms:
+        T = template(term, theta[start:start + term.n_theta])
+        start += term.n_theta
+        cov = sigma**2 * T @ T.T
+        sd = np.sqrt(np.diag(cov))
+        for i, a in enumerate(term.columns):
+            out[f"sd({a}|{term.name})"] = sd[i]
+        for i, a in enumerate(term.columns):
+            for j in range(i + 1, len(term.columns)):
+                r = cov[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
+                out[f"cor({a},{term.columns[j]}|{term.name})"] = r
+    return out
+
+
 def _group_columns(formula: str, data: pd.DataFrame) -> pd.DataFrame:
     rhs = formula.lstrip("~").strip()
     return patsy.dmatrix(rhs, data, return_type="dataframe")

@@ -18,8 +18,8 @@ any other.  Newton steps use a forward-difference Hessian of the analytic
 gradient (made positive definite) and a backtracking line search; the columns
 are then signed so that the diagonal is non-negative, as in lme4.  Each optimum
 is verified: Newton decrement, eigenvalues of the Hessian, and a diagonal
-``theta`` below ``1e-4`` (lme4's ``isSingular`` rule) marks a boundary
-(singular) fit.
+``theta`` below ``1e-4`` (lme4's ``isSingular`` rule,
+``lmmsim.fit.status.singular_mask``) marks a boundary (singular) fit.
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ from lmmsim.fit.exact.block_criterion import (
 )
 from lmmsim.fit.exact.block_df import satterthwaite_df
 from lmmsim.fit.exact.block_inputs import check_inputs, check_rank
+from lmmsim.fit.status import singular_mask
 
 __all__ = ["BlockFit", "deviance_at", "fit_block", "theta_template"]
 
-SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on the diagonal of Lambda
 # Newton decrement (the decrease of the deviance the local quadratic model predicts):
 # iterations stop below _DECREMENT or when a step no longer lowers the deviance (the
 # gradient's rounding errors, ~1e-8 relative, can keep the decrement above 1e-11);
@@ -244,8 +244,8 @@ def _estimates(st, theta, template, terms, n, reml) -> dict:
     grad_norm = np.abs(crit.grad).max(1)
     theta = _canonical(theta, template)
     sigma2 = crit.pwrss / d
-    diag = np.diag(template)
-    boundary = (theta[:, diag[diag >= 0]] < SINGULAR_TOL).any(1)
+    lower = np.where(np.isin(np.arange(theta.shape[1]), np.diag(template)), 0.0, -np.inf)  # lme4's
+    boundary = singular_mask(theta, lower).any(1)
     # Verified: the quadratic model predicts no decrease beyond _DECREMENT_OK, and the
     # Hessian is positive definite (semi-definite on the boundary, where D is singular).
     decrement = -np.einsum("ra,ra->r", crit.grad, _newton_step(h, crit.grad))

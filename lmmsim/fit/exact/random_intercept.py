@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lmmsim.fit.exact.profile import Stats, column_rank, evaluate, matvec, optimise, sufficient_stats
+from lmmsim.fit.status import singular_mask
 
 __all__ = ["RandomInterceptFit", "fit_random_intercept"]
 
@@ -73,7 +74,8 @@ class RandomInterceptFit:
         The one matching ``reml`` is the maximised criterion and equals
         statsmodels' ``llf`` for the same fit.
     boundary : ndarray of bool, shape (R,)
-        The optimum is at ``gamma = 0``: ``sigma_u`` is exactly 0.
+        Singular fit by lme4's ``isSingular`` rule: ``sqrt(gamma) = sigma_u / sigma_e``
+        below 1e-4 (an optimum on the boundary is put at ``gamma = 0``, ``sigma_u`` exactly 0).
     converged : ndarray of bool, shape (R,)
         The optimum was located to full precision inside ``[0, gamma_max]``.
     reml : bool
@@ -199,7 +201,7 @@ def _estimates(st: Stats, gamma, converged, n: int, p: int, reml: bool) -> dict[
         gamma=gamma,
         loglik_reml=-0.5 * ((n - p) * (log2pi + np.log(sigma2)) + log_v + logdet + q / sigma2),
         loglik_ml=-0.5 * (n * (log2pi + np.log(sigma2)) + log_v + q / sigma2),
-        boundary=gamma == 0,
+        boundary=singular_mask(np.sqrt(gamma), 0.0),  # lme4's rule: θ = sqrt(gamma) below 1e-4
         converged=converged & (sigma2 > 0),  # no residual variation: degenerate data
     )
 
