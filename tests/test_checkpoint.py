@@ -155,7 +155,7 @@ def test_ctrl_c_says_what_is_saved(tmp_path, workers):
     saved = int(rest.split()[0])
     assert prefix == "lmmsim: interrupted" and rest == f"{saved} of 1000000 replications saved in {folder}"
     # every chunk counted is on disk (one written as the signal came may not be counted yet)
-    assert saved > 0 and saved // 250 in (len(_chunk_files(folder)), len(_chunk_files(folder)) - 1)
+    assert saved > 0 and saved // mc.FAST_CHUNK in (len(_chunk_files(folder)), len(_chunk_files(folder)) - 1)
     assert not (tmp_path / "r.csv").exists() and not (folder / LOCK_NAME).exists()
 
 

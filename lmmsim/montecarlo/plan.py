@@ -22,9 +22,11 @@ from lmmsim.montecarlo.study import Study, cells, describe, replication_seed
 from lmmsim.scenarios import Scenario
 from lmmsim.validate import check_count
 
-FAST_CHUNK = 250
-"""Default replications per chunk in the fast path for random-intercept models (kept: the
-chunking changes estimates in the last digits, and existing studies keep their bytes)."""
+FAST_CHUNK = 1000
+"""Default replications per chunk in the fast path for random-intercept models: each call's
+fixed costs (seeding, the fit's steps) are shared by more replications, ~1.2 times as fast
+as 250 for cluster_trial. The chunking changes estimates in their last digits only; a
+checkpoint records its chunk size, so a resumed study keeps its own."""
 BLOCK_CHUNK = 1000
 """Default replications per chunk in the fast path for block-diagonal models: their
 batched fits cost more per call, so larger chunks are ~1.5 times as fast as 250; a
