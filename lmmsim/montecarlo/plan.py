@@ -25,14 +25,17 @@ from lmmsim.validate import check_count
 FAST_CHUNK = 1000
 """Default replications per chunk in the fast path for random-intercept models: each call's
 fixed costs (seeding, the fit's steps) are shared by more replications, ~1.2 times as fast
-as 250 for cluster_trial. The chunking changes estimates in their last digits only; a
-checkpoint records its chunk size, so a resumed study keeps its own."""
+as 250 for cluster_trial. The chunking changes estimates in their last digits only, and a
+checkpoint written by other lmmsim code is refused, so chunks of two sizes never mix."""
 BLOCK_CHUNK = 1000
 """Default replications per chunk in the fast path for block-diagonal models: their
 batched fits cost more per call, so larger chunks are ~1.5 times as fast as 250; a
 chunk's arrays stay in tens of MB."""
 GENERAL_CHUNK = 20
 """Default replications per chunk in the general path."""
+CHUNK_VALUES = 2**21
+"""At most this many observations (replications x rows) per fast-path chunk by default
+(~16 MB per column of y or X): designs of more than ~2,000 rows get smaller chunks."""
 _STATEFUL = re.compile(r"\b(center|standardize|scale|bs|cr|cc|te)\s*\(")
 
 
@@ -190,6 +193,9 @@ def make_plan(study: Scenario | Design | Callable[..., Any], *, reps: int, seed:
     coefs = _coefs(studies[0], int(seed), model, coefs)
     fast = _fast(studies, model, analyses, fast)
     default = (FAST_CHUNK if is_random_intercept(model) else BLOCK_CHUNK) if fast else GENERAL_CHUNK
+    largest = max((s.design.n_obs for s in studies if s.design is not None), default=0)
+    if fast and largest:  # large designs: fewer replications per chunk, so a chunk's arrays stay bounded
+        default = min(default, max(16, CHUNK_VALUES // largest))
     chunk_size = check_count("chunk_size", default if chunk_size is None else chunk_size)
     return Plan(study, params, grid, tuple(combos), tuple(studies), model, analyses, coefs, reps, int(seed),
                 chunk_size, fast)
