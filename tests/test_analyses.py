@@ -168,3 +168,17 @@ def test_complete_adds_the_missing_rows_in_order():
     assert _rows(out) == [("a", "failed"), ("b", "ok"), ("c", "failed")]
     assert out["estimate"].iloc[1] == 1.0 and out["estimate"].iloc[[0, 2]].isna().all()
     assert complete(table, ["b"], "mine") is table
+
+
+@pytest.mark.parametrize("scenario, params, named", [
+    (scenarios.blood_pressure, {"sigma_u1": 0.0}, {"sd(week|patient)", "cor(Intercept,week|patient)"}),
+    (scenarios.schools, {"sigma_classroom": 0.0}, {"sd(Intercept|classroom)"}),
+    (scenarios.schools, {"sigma_school": 0.0}, {"sd(Intercept|school)"}),
+])
+def test_a_singular_block_fit_names_its_variance_parameters(scenario, params, named):
+    table = mc.run(scenario, reps=60, seed=3, analyses="sd_reml", params=params, progress=False)
+    boundary = table.loc[table["status"] == "boundary", "message"]
+    assert len(boundary) > 0
+    prefix = "boundary (singular fit): "
+    assert boundary.str.startswith(prefix).all()
+    assert set(boundary.str.removeprefix(prefix)) <= named, set(boundary)

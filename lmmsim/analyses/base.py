@@ -8,6 +8,7 @@ per batch by :func:`fit_batch` and passed to each.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -106,16 +107,51 @@ def fit_status(fit: Fit) -> FitStatus:
     return fit.status
 
 
-def exact_status(fit: RandomInterceptFit | BlockFit) -> tuple[np.ndarray, np.ndarray]:
-    """Status codes and messages of a batch of exact fits, shape (R,)."""
+def exact_status(fit: RandomInterceptFit | BlockFit, layout=None) -> tuple[np.ndarray, np.ndarray]:
+    """Status codes and messages of a batch of exact fits, shape (R,). With the batch's
+    ``layout`` (block fits), a singular fit's message names its variance parameters."""
     status = status_codes(fit.converged, fit.boundary)
-    singular = (f"boundary (singular fit): sd({INTERCEPT}) = 0" if isinstance(fit, RandomInterceptFit)
-                else "boundary (singular fit): a random-effect SD is 0 or the correlations are +-1")
+    if isinstance(fit, RandomInterceptFit):
+        singular = f"boundary (singular fit): sd({INTERCEPT}) = 0"
+    else:
+        singular = _block_singular(fit, layout)
     message = np.where(
         ~fit.converged, "not converged (exact REML/ML)",
         np.where(fit.boundary, singular, "converged (exact REML/ML)"),
     ).astype(object)
     return status, message
+
+
+def _block_singular(fit: BlockFit, layout) -> np.ndarray:
+    """Each fit's singular message: the parameters lme4's rule flags (as ``fit_lmer`` names
+    them), or a generic line where the layout carries no names."""
+    from lmmsim.fit.status import singular_terms  # scipy: imported when something is fitted
+
+    out = np.full(len(fit.boundary), "boundary (singular fit): a random-effect SD is 0 or the correlations are "
+                  "+-1", dtype=object)
+    terms = None if layout is None else _block_terms(layout)
+    for r in np.flatnonzero(fit.boundary) if terms else ():
+        named = singular_terms(terms, fit.theta[r])
+        if named:
+            out[r] = "boundary (singular fit): " + ", ".join(named)
+    return out
+
+
+def _block_terms(layout) -> list | None:
+    """The layout's terms as ``lmmsim.inference.deviance.Term`` in θ order, read from its
+    variance names (the top level's SDs, its correlations, the nested SDs); ``None`` if
+    it has none or a nested term with more than one column."""
+    from lmmsim.inference.deviance import Term
+
+    k = layout.terms[0][0]
+    if not layout.names or any(size > 1 for size, _ in layout.terms[1:]):
+        return None
+    sds = list(layout.names[:k]) + list(layout.names[k + k * (k - 1) // 2:][: len(layout.terms) - 1])
+    parsed = [re.fullmatch(r"sd\((.+)\|(.+)\)", name) for name in sds]
+    if not all(parsed):
+        return None
+    top = Term(parsed[0].group(2), tuple(m.group(1) for m in parsed[:k]), True)
+    return [top] + [Term(m.group(2), (m.group(1),), True) for m in parsed[k:]]
 
 
 # --------------------------------------------------------------------------------------

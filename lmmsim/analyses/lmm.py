@@ -89,7 +89,7 @@ def lmm_t_batch(fits: BatchFits, coefs):
     """:func:`lmm_t` of every replication of a batch (exact REML)."""
     b, fit = fits.batch, fits.reml
     idx = select(b.columns, coefs)
-    status, message = exact_status(fit)
+    status, message = exact_status(fit, b.layout)
     if b.layout is None:  # cluster-level columns: shared with cluster_means when it runs too
         between = cluster_level(b.X, b.groups) if fits.between is None else fits.between
         df = between_within_df(between, b.y.shape[1], b.J)
@@ -113,6 +113,7 @@ def lmm_satterthwaite(data, model, coefs):
     check_satterthwaite(model)
     y, X, codes = design_matrices(data, model)
     idx = select(X.columns, coefs)
+    block = None
     if is_random_intercept(model):
         fit = fit_random_intercept(y, X.to_numpy(), codes)
         test = satterthwaite_ri(y, X.to_numpy(), codes, fit, np.eye(X.shape[1])[idx])
@@ -121,7 +122,7 @@ def lmm_satterthwaite(data, model, coefs):
         block = model_layout(prepare(data, model), model)
         fit = fit_block(y, X.to_numpy(), block.Z, codes, block.terms, satterthwaite=True)
         estimate, se, df = fit.beta[0, idx], fit.se[0, idx], fit.df[0, idx]
-    status, message = exact_status(fit)
+    status, message = exact_status(fit, block)
     return wald_frame(coefs, estimate, se, df, status[0], message[0])
 
 
@@ -130,6 +131,6 @@ def lmm_satterthwaite_batch(fits: BatchFits, coefs):
     b, fit = fits.batch, fits.reml
     idx = select(b.columns, coefs)
     if b.layout is not None:
-        return batch_result(coefs, fit.beta[:, idx], fit.se[:, idx], fit.df[:, idx], *exact_status(fit))
+        return batch_result(coefs, fit.beta[:, idx], fit.se[:, idx], fit.df[:, idx], *exact_status(fit, b.layout))
     test = satterthwaite_ri(b.y, b.X, b.groups, fit, np.eye(len(b.columns))[idx])
     return batch_result(coefs, test.estimate, test.se, test.df, *exact_status(fit))

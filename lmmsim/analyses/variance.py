@@ -20,7 +20,7 @@ def _estimates(data, model, reml: bool):
 
 
 def _batch(fit, batch) -> BatchResult:
-    status, message = exact_status(fit)
+    status, message = exact_status(fit, batch.layout)
     if batch.layout is None:
         names = (f"sd({INTERCEPT}|{batch.group_name})", "sd(residual)")
         est = np.column_stack([fit.sigma_u, fit.sigma_e])
