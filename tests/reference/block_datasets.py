@@ -86,14 +86,20 @@ def sha256(data: pd.DataFrame) -> str:
     return hashlib.sha256(to_csv(data)).hexdigest()
 
 
-def main(outdir: str) -> None:
+def write(outdir: str, datasets: list[tuple[str, str, pd.DataFrame]]) -> None:
+    """Each (name, lme4 formula, data) as ``name.csv`` in ``outdir``, with ``manifest.csv``
+    listing names, formulas and hashes (what the R scripts read)."""
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for case in cases():
-        (out / f"{case.name}.csv").write_bytes(to_csv(case.data))
-        rows.append({"name": case.name, "formula": case.lme4, "sha256": sha256(case.data)})
+    for name, formula, data in datasets:
+        (out / f"{name}.csv").write_bytes(to_csv(data))
+        rows.append({"name": name, "formula": formula, "sha256": sha256(data)})
     pd.DataFrame(rows).to_csv(out / "manifest.csv", index=False)
+
+
+def main(outdir: str) -> None:
+    write(outdir, [(case.name, case.lme4, case.data) for case in cases()])
 
 
 if __name__ == "__main__":

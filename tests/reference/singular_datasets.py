@@ -21,11 +21,10 @@ Run from the repository root to write the datasets and a manifest for ``singular
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import NamedTuple
 
 import pandas as pd
-from block_datasets import sha256, to_csv
+from block_datasets import write
 
 from lmmsim import Design, Factor, RandomEffect, scenarios, simulate
 
@@ -89,13 +88,7 @@ def cases() -> list[Case]:
 
 
 def main(outdir: str) -> None:
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for case in cases():
-        (out / f"{case.name}.csv").write_bytes(to_csv(case.data))
-        rows.append({"name": case.name, "formula": case.formula, "sha256": sha256(case.data)})
-    pd.DataFrame(rows).to_csv(out / "manifest.csv", index=False)
+    write(outdir, [(case.name, case.formula, case.data) for case in cases()])
 
 
 if __name__ == "__main__":
