@@ -18,26 +18,46 @@ def cluster_level(X: np.ndarray, groups: np.ndarray) -> np.ndarray:
     constant when its range within each cluster is at most ``_TOL`` times
     (1 + its largest absolute value).
     """
-    groups = np.asarray(groups)
-    xt = np.moveaxis(np.asarray(X, dtype=float), -1, 0)  # (p, ..., n): X is stored column by column
+    groups, X = np.asarray(groups), np.asarray(X, dtype=float)
+    if X.ndim == 2:
+        return cluster_level(X[None], groups)[0]
+    xt = np.moveaxis(X, -1, 0)  # (p, R, n): X is stored column by column
     if np.any(np.diff(groups) < 0):  # each cluster's rows together
         order = np.argsort(groups, kind="stable")
         xt, groups = xt[..., order], groups[order]
-    tol = _TOL * (1.0 + np.abs(xt).max(axis=-1))
+    high, low = xt.max(axis=-1), xt.min(axis=-1)
+    tol = _TOL * (1.0 + np.maximum(high, -low))
+    # Cheap verdicts first: a column within the tolerance overall is constant in every
+    # cluster; one that varies beyond it within the first cluster is not.
+    constant = high - low <= tol
+    first = np.searchsorted(groups, groups[0], side="right")
+    varies = np.abs(np.diff(xt[..., :first], axis=-1)).max(axis=-1, initial=0.0) > tol
+    for j in range(len(xt)):  # the rest column by column (a view when all replications are left)
+        left = ~(constant[j] | varies[j])
+        if left.all():
+            constant[j] = _constant_within(xt[j], groups, tol[j])
+        elif left.any():
+            constant[j][left] = _constant_within(xt[j][left], groups, tol[j][left])
+    return constant.T
+
+
+def _constant_within(a: np.ndarray, groups: np.ndarray, tol: np.ndarray) -> np.ndarray:
+    """Whether ``a`` (observations on the last axis, clusters contiguous) ranges within each
+    cluster by at most ``tol``."""
     # The largest step between neighbouring rows of a cluster bounds the range from below, and
-    # is 0 exactly when the range is: one pass along memory decides nearly every column; the
+    # is 0 exactly when the range is: one pass along memory decides nearly every row; the
     # per-cluster range (reductions over short runs, much slower) only where a step is
     # nonzero but within the tolerance.
-    step = np.diff(xt, axis=-1)
+    step = np.diff(a, axis=-1)
     np.abs(step, out=step)  # in place: a fresh array of this size costs its page faults
     step[..., np.flatnonzero(np.diff(groups))] = 0.0  # across a cluster boundary
     largest = step.max(axis=-1)
     constant = largest == 0.0
     unsure = (largest > 0.0) & (largest <= tol)
     if unsure.any():
-        high, low = _cluster_extremes(xt[unsure], groups)
+        high, low = _cluster_extremes(a[unsure], groups)
         constant[unsure] = (high - low).max(axis=-1) <= tol[unsure]
-    return np.moveaxis(constant, 0, -1)
+    return constant
 
 
 def _cluster_extremes(a: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

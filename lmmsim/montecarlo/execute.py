@@ -179,8 +179,8 @@ def _direct_rows(chunk: Chunk, fits: BatchFits, reps: np.ndarray, truth: dict[st
 
 def _strings(values: np.ndarray):
     """Strings as the ``str`` dtype of the result table, converting each distinct value once."""
-    uniques, codes = np.unique(values.astype(str), return_inverse=True)
-    return pd.array(uniques.astype(object), dtype=RESULT_DTYPES["parameter"]).take(codes)
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)  # by hashing: sorting strings is slow
+    return pd.array(uniques.astype(str).astype(object), dtype=RESULT_DTYPES["parameter"]).take(codes)
 
 
 def _executor(executor):

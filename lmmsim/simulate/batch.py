@@ -182,17 +182,20 @@ def _simulate(design: Design, model: ModelSpec, states: dict[str, np.ndarray]) -
     drawn = draws.draw_batch(design, units, n, states)
     covariates = drawn.covariates
     Xs, names = _X(cell.design_columns, design.formula, design, model, cell, covariates, {}, R)
-    eta = Xs @ np.array([design.beta[c] for c in names])
+    y = Xs @ np.array([design.beta[c] for c in names])
     for effect in design.random:  # in the order of simulate(), for the same floating-point sums
         codes = units[effect.factor][1]
         for k, term in enumerate(effect.terms):
-            eta = eta + drawn.random_effects[effect.factor][:, codes, k] * _term_column(term, rows, covariates)
-    y = eta + drawn.residuals
+            spread = np.take(drawn.random_effects[effect.factor][:, :, k], codes, axis=1)
+            if term != INTERCEPT:  # an intercept's column is 1: u times 1 is u
+                spread *= _term_column(term, rows, covariates)
+            y += spread
+    y += drawn.residuals
     if model.fixed.replace(" ", "") == design.formula.replace(" ", "") and not model.levels:
         X, columns = Xs, names  # the model's X is the design's
     else:
         X, columns = _X(cell.model_columns, model.fixed, design, model, cell, covariates, model.levels, R)
-    if (X == X[:1]).all():
+    if R == 1 or np.array_equal(X[0], X[1]) and (X == X[:1]).all():  # most designs differ by the second
         X = X[0]
     return Batch(y, X, cell.groups, columns, model.groups, cell.layout)
 
@@ -212,9 +215,7 @@ def _X(plan: Columns | None, formula: str, design: Design, model: ModelSpec, cel
 
 
 def _term_column(term: str, rows: pd.DataFrame, covariates: dict[str, np.ndarray]):
-    """The values a random effect multiplies: 1, a factor's values, or a covariate (R, n)."""
-    if term == INTERCEPT:
-        return 1.0
+    """The values a random slope multiplies: a factor's values, or a covariate (R, n)."""
     if term in covariates:
         return covariates[term].astype(float)
     return rows[term].to_numpy(dtype=float)

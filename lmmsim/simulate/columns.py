@@ -40,10 +40,16 @@ class Columns:
         X = np.empty((len(self.names), *shape))
         for j, factors in enumerate(self.factors):
             column = X[j]
-            column[...] = 1.0
-            for name, contrast in factors:  # patsy: 1, then times each factor in turn
-                column *= variables[name] if contrast is None else contrast[variables[name]]
+            column[...] = 1.0 if not factors else _values(factors[0], variables)  # patsy: 1 times the first,
+            for factor in factors[1:]:  # then times each further factor in turn (1 * v is v exactly)
+                column *= _values(factor, variables)
         return np.moveaxis(X, 0, -1)
+
+
+def _values(factor: tuple[str, np.ndarray | None], variables: Mapping[str, np.ndarray]) -> np.ndarray:
+    """A numeric variable's values, or a categorical one's contrast column per level code."""
+    name, contrast = factor
+    return variables[name] if contrast is None else contrast[variables[name]]
 
 
 def plan_columns(formula: str, pilot: pd.DataFrame, levels: Mapping[str, tuple]) -> Columns | None:

@@ -12,6 +12,7 @@ factor.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -70,7 +71,7 @@ def draw(design: Design, units: dict[str, tuple[list, np.ndarray]], n_rows: int,
     """
     rng = streams(seed, None if design.dropout is not None else tuple(s for s in STREAMS if s != "dropout"))
     raw = _buffers(design, units, n_rows, 1)
-    _draw_into(raw, 0, design, rng)
+    _draw_into(raw, design, {name: [g] for name, g in rng.items()})
     drawn = _finish(design, units, raw)
     return Draws({k: v[0] for k, v in drawn.covariates.items()}, {k: v[0] for k, v in drawn.random_effects.items()},
                  drawn.residuals[0], rng.get("dropout"))
@@ -86,9 +87,7 @@ def draw_batch(design: Design, units: dict[str, tuple[list, np.ndarray]], n_rows
     """
     R = len(states["residuals"])
     raw = _buffers(design, units, n_rows, R)
-    names = [s for s in STREAMS if s != "dropout"]
-    for r in range(R):  # the only per-replication Python: seeding and drawing
-        _draw_into(raw, r, design, {name: seeds.generator(states[name][r]) for name in names})
+    _draw_into(raw, design, {name: map(seeds.generator, states[name]) for name in STREAMS if name != "dropout"})
     return _finish(design, units, raw)
 
 
@@ -105,49 +104,68 @@ def _buffers(design: Design, units, n_rows: int, R: int) -> Draws:
     return Draws(covariates, effects_, np.empty((R, n_rows)), None)
 
 
-def _draw_into(raw: Draws, r: int, design: Design, rng: dict[str, np.random.Generator]) -> None:
-    """Replication r's random numbers into row r of ``raw``: THE draw order."""
-    for c in design.covariates:
-        covariate_draw(c, rng["covariates"], raw.covariates[c.name][r])
-    for e in design.random:
-        rng["random_effects"].standard_normal(out=raw.random_effects[e.factor][r])
-    rng["residuals"].standard_normal(out=raw.residuals[r])
+def _draw_into(raw: Draws, design: Design, rngs: dict[str, Iterable[np.random.Generator]]) -> None:
+    """Each replication's random numbers into its row of ``raw``, from its generator of each
+    stage (``rngs[stage]`` yields one per replication, in row order): THE draw order.
+
+    Stage by stage, with every decision taken before the loops over replications: the
+    per-replication Python is only seeding and drawing.
+    """
+    steps = [_covariate_step(c, raw.covariates[c.name].shape[1]) for c in design.covariates]
+    covariates = [raw.covariates[c.name] for c in design.covariates]
+    if covariates:
+        for rng, *rows in zip(rngs["covariates"], *covariates):
+            for step, row in zip(steps, rows):
+                step(rng, row)
+    effects = [raw.random_effects[e.factor] for e in design.random]
+    if effects:
+        for rng, *rows in zip(rngs["random_effects"], *effects):
+            for row in rows:
+                rng.standard_normal(out=row)
+    for rng, row in zip(rngs["residuals"], raw.residuals):
+        rng.standard_normal(out=row)
 
 
 def _finish(design: Design, units, raw: Draws) -> Draws:
     """Scale and spread the raw draws of ``_draw_into`` (elementwise, so one replication or
     many give the same numbers)."""
-    n_rows = raw.residuals.shape[1]
     covariates = {}
     for c in design.covariates:
-        values = raw.covariates[c.name]
+        values = raw.covariates[c.name]  # the raw buffers are scaled in place: they are ours
         if isinstance(c, Normal):
-            values = c.mean + c.sd * values
+            values *= c.sd
+            values += c.mean
         elif isinstance(c, Indicator) and c.coded:  # arms 0/1 recoded, e.g. to ±0.5
             values = np.asarray(c.values)[values]
-        covariates[c.name] = values[:, _units(c.level, units, n_rows)[1]]
+        # a unit-level covariate spread to its rows; a row-level one is already per row
+        covariates[c.name] = values if c.level is None else np.take(values, units[c.level][1], axis=1)
     random_effects = {e.factor: (raw.random_effects[e.factor] @ _root(e.corr).T) * np.array(list(e.sd.values()))
                       for e in design.random}
     z = raw.residuals
     if design.residual is not None:
         z = np.stack([autoregress(design.residual, row, units) for row in z])
-    return Draws(covariates, random_effects, design.sigma_e * z, None)
+    z *= design.sigma_e
+    return Draws(covariates, random_effects, z, None)
 
 
-def covariate_draw(c, rng: np.random.Generator, out: np.ndarray) -> None:
-    """One covariate's draw per unit into ``out``: N(0, 1) for a Normal (scaled later), a
-    random assignment for an Indicator or a Categorical (as level codes)."""
+def _covariate_step(c, units: int) -> Callable[[np.random.Generator, np.ndarray], None]:
+    """How one covariate is drawn for ``units`` units into a row: N(0, 1) for a Normal
+    (scaled later), a random assignment for an Indicator or a Categorical (level codes)."""
     if isinstance(c, Normal):
-        rng.standard_normal(out=out)
-    elif isinstance(c, Indicator):
-        out[:] = 0
-        out[: round(c.share * len(out))] = 1
-        rng.shuffle(out)
+        return lambda rng, out: rng.standard_normal(out=out)
+    if isinstance(c, Indicator):
+        start = np.zeros(units, dtype=int)
+        start[: round(c.share * units)] = 1
     elif isinstance(c, Categorical):
-        out[:] = np.arange(len(out)) % len(c.levels)
-        rng.shuffle(out)
+        start = np.arange(units) % len(c.levels)
     else:
         raise ValueError(f"covariates: got {c!r}, expected Normal, Indicator or Categorical")
+
+    def assign(rng: np.random.Generator, out: np.ndarray) -> None:
+        out[:] = start
+        rng.shuffle(out)
+
+    return assign
 
 
 @lru_cache(maxsize=64)
