@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -70,6 +71,17 @@ def fit_only(scenario, reps):
     return best_time(lambda: [fit_batch(b, ("reml",)) for b in batches], 2)[0]
 
 
+def rusage(fn):
+    """User and kernel CPU seconds and minor page faults of one call of ``fn``. The kernel's share
+    is mostly zeroing fresh pages: glibc returns a chunk's freed arrays to the system when the
+    free top of its heap exceeds its trim threshold, and the next chunk faults them in again
+    (MALLOC_TOP_PAD_ in the environment keeps them)."""
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    fn()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime, after.ru_minflt - before.ru_minflt
+
+
 def datasets(scenario, count):
     return [mc.dataset(scenario, seed=SEED, rep=r).data for r in range(count)]
 
@@ -103,6 +115,9 @@ def compare(name, reps, small, tmp: Path):
     print(f"\n== {name} defaults, lmm_t, {reps} replications, serial ==")
     print(f"lmmsim end to end: {t_run.rate(reps)}  (montecarlo.run, seed to result table)")
     print(f"lmmsim fit only  : {t_fit.rate(reps)}  (batched exact REML)")
+    user, kernel, faults = rusage(lambda: end_to_end(scenario, reps))
+    print(f"  end to end CPU: {1e6 * user / reps:.1f} µs user + {1e6 * kernel / reps:.1f} µs kernel per replication, "
+          f"{faults / reps:.2f} page faults per replication")
 
     def report(label, timing, count, betas):
         ratio = (timing.wall / count) / (t_run.wall / reps), (timing.cpu / count) / (t_run.cpu / reps)
@@ -156,7 +171,8 @@ def main():
         {"cluster_trial": 20_000, "blood_pressure": 10_000, "schools": 4_000}
     small = 3 if quick else 10
     print(f"numpy {np.__version__}, {os.cpu_count()} CPUs, "
-          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')}")
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')}, "
+          f"MALLOC_TOP_PAD_={os.environ.get('MALLOC_TOP_PAD_', 'default')}")
     print("load average at start: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     with tempfile.TemporaryDirectory() as tmp:
         for name, reps in sizes.items():
