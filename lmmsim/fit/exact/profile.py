@@ -11,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from lmmsim.fit.exact import spectral
+from lmmsim.fit.exact.sweep import inverse_logdet
 
 _XTOL = 1e-10  # on log(gamma): relative precision of gamma, before the last Newton step
 _MAXITER = 100
@@ -91,26 +92,6 @@ def matvec(m: np.ndarray, v: np.ndarray) -> np.ndarray:
 def _dot(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Inner products over the first axis."""
     return np.einsum("a...,a...->...", u, v)
-
-
-def inverse_logdet(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse, in place, and log-determinant of positive definite ``a[i, j, ...]``.
-
-    Gauss-Jordan sweeps vectorised over the trailing axes: for the small
-    ``p`` of a fixed-effects design this is far faster than batched LAPACK,
-    and positive pivots make pivoting unnecessary.
-    """
-    logdet = 0.0
-    for k in range(a.shape[0]):
-        pivot = a[k, k].copy()
-        logdet = logdet + np.log(pivot)
-        col = a[:, k].copy()
-        row = a[k] / pivot
-        a -= col[:, None] * row[None, :]
-        a[k] = row
-        a[:, k] = -col / pivot
-        a[k, k] = 1.0 / pivot
-    return a, logdet
 
 
 def evaluate(st: Stats, gamma: np.ndarray, d: int, reml: bool, second: bool = True) -> _Criterion:
@@ -228,24 +209,19 @@ def sufficient_stats(y: np.ndarray, X: np.ndarray, codes: np.ndarray) -> Stats:
     # (``simulate.columns``), so this view is contiguous and every sum runs along memory.
     xt = np.moveaxis(X, -1, 0)  # (p, n) or (p, R, n)
     s, t = _group_sums(xt, sizes), _group_sums(y, sizes)  # (p, [R,] J) and (R, J)
-    x_within = _within(xt, s, sizes, codes)
+    w_xx, w_xy = _within_products(xt, s, y, sizes, codes)
 
     size, cls = np.unique(sizes, return_inverse=True)
     pool = (cls[:, None] == np.arange(len(size))) / sizes[:, None]  # (J, K): 1/n_j into its size class
     if X.ndim == 2:
-        w_xx = (x_within @ x_within.T)[:, :, None, None]
         b_xx = np.einsum("aj,bj,jk->abk", s, s, pool)[..., None]
-        w_xy = (x_within @ y.T)[:, None, :]
         b_xy = np.einsum("aj,jk->akj", s, pool) @ t.T
+    elif len(size) == 1:  # one group size (balanced): no pooling matrix to multiply
+        b_xx = (_products(s, s) * pool[0, 0])[:, :, None, :]
+        b_xy = (_products(s, t[None])[:, 0] * pool[0, 0])[:, None, :]
     else:
-        w_xx = np.einsum("arn,brn->abr", x_within, x_within)[:, :, None, :]
-        w_xy = np.einsum("arn,rn->ar", x_within, y)[:, None, :]
-        if len(size) == 1:  # one group size (balanced): no pooling matrix to multiply
-            b_xx = (np.einsum("arj,brj->abr", s, s) * pool[0, 0])[:, :, None, :]
-            b_xy = (np.einsum("arj,rj->ar", s, t) * pool[0, 0])[:, None, :]
-        else:
-            b_xx = np.einsum("arj,brj,jk->abkr", s, s, pool, optimize=True)
-            b_xy = np.einsum("rj,arj,jk->akr", t, s, pool)
+        b_xx = np.einsum("arj,brj,jk->abkr", s, s, pool, optimize=True)
+        b_xy = np.einsum("rj,arj,jk->akr", t, s, pool)
     b_yy = pool.T @ (t**2).T
     w_yy = (np.einsum("rn,rn->r", y, y) - b_yy.sum(0))[None, :]
     return Stats(
@@ -258,6 +234,49 @@ def sufficient_stats(y: np.ndarray, X: np.ndarray, codes: np.ndarray) -> Stats:
         w_yy=w_yy,
         b_yy=b_yy,
     )
+
+
+def _within_products(xt, s, y, sizes, codes) -> tuple[np.ndarray, np.ndarray]:
+    """Within-group X'X, shape (p, p, 1, Rx), and X'y, shape (p, 1, R), from X's columns ``xt``
+    and their group sums ``s``. A column constant within every group (the intercept, a
+    cluster-level treatment) has no within part: its rows are exactly zero, and only the
+    other columns are centred and multiplied -- most of the cost of the statistics."""
+    p, R = len(xt), len(y)
+    w_xx = np.zeros((p, p, 1, 1 if xt.ndim == 2 else R))
+    w_xy = np.zeros((p, 1, R))
+    vary = [a for a in range(p) if not _constant_within(xt[a], sizes)]
+    centred = {a: _within(xt[a], s[a], sizes, codes) for a in vary}
+    for i, a in enumerate(vary):
+        w_xy[a, 0] = _sum_products(centred[a], y)
+        for b in vary[i:]:
+            w_xx[a, b, 0] = w_xx[b, a, 0] = _sum_products(centred[a], centred[b])
+    return w_xx, w_xy
+
+
+def _constant_within(column: np.ndarray, sizes: np.ndarray) -> bool:
+    """Whether ``column``, shape (n,) or (R, n) with groups of ``sizes`` consecutive, is the
+    same within every group of every replication."""
+    rows = column.reshape(-1, column.shape[-1])
+
+    def constant(part: np.ndarray) -> bool:
+        if (sizes == sizes[0]).all():
+            grouped = part.reshape(len(part), len(sizes), sizes[0])
+            return bool((grouped == grouped[:, :, :1]).all())
+        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        return bool((part == np.repeat(part[:, starts], sizes, axis=1)).all())
+
+    return constant(rows[:1]) and constant(rows)  # the first replication turns most varying columns away
+
+
+def _sum_products(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``sum(u * v)`` over the last axis, broadcasting the others."""
+    return np.einsum("...n,...n->...", u, v)
+
+
+def _products(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``sum(a[i] * b[j])`` over the last axis for every pair, shape (len(a), len(b), ...): one
+    product per pair is much faster than one einsum over all (whose cost is per element)."""
+    return np.array([[_sum_products(u, v) for v in b] for u in a])
 
 
 def _group_sums(a: np.ndarray, sizes: np.ndarray) -> np.ndarray:
