@@ -21,6 +21,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from lmmsim.fit.exact.sweep import inverse_logdet
+
 
 class Spectrum(NamedTuple):
     """The pooled sums of :class:`~lmmsim.fit.exact.profile.Stats` in the joint eigenbasis."""
@@ -55,24 +57,58 @@ def spectrum(st) -> Spectrum:
     """The :class:`Spectrum` of statistics ``st`` pooled into one group size."""
     if st.size.shape[0] != 1:
         raise ValueError(f"st: got {st.size.shape[0]} group sizes, expected 1 (groups of one size)")
-    W = np.moveaxis(st.w_xx[:, :, 0], -1, 0)  # (Rx, p, p)
-    B = np.moveaxis(st.b_xx[:, :, 0], -1, 0)
+    W, B = st.w_xx[:, :, 0], st.b_xx[:, :, 0]  # (p, p, Rx)
+    w, c = st.w_xy[:, 0], st.b_xy[:, 0]  # (p, R)
+    within = np.flatnonzero((W != 0).any(axis=(1, 2)))  # columns not constant within groups
+    basis = _one_within_column if len(within) <= 1 else _eigenbasis
+    d, w_hat, c_hat, logdet_t = basis(W, B, w, c, within)
+    return Spectrum(
+        size=float(st.size[0, 0]),
+        count=float(st.count[0, 0]),
+        d=np.clip(d, 0.0, 1.0),  # rounding can step just outside [0, 1]
+        w_hat=w_hat,
+        c_hat=c_hat,
+        logdet_t=logdet_t,
+        w_yy=st.w_yy[0],
+        b_yy=st.b_yy[0],
+    )
+
+
+def _eigenbasis(W, B, w, c, within):
+    """``d``, ``w_hat``, ``c_hat`` and ``log|T|`` through one small eigenproblem per replication."""
+    W, B = np.moveaxis(W, -1, 0), np.moveaxis(B, -1, 0)  # (Rx, p, p)
     L = np.linalg.cholesky(W + B)
     L_inv = np.linalg.inv(L)
     d, U = np.linalg.eigh(L_inv @ B @ np.swapaxes(L_inv, -1, -2))
     P = np.swapaxes(U, -1, -2) @ L_inv  # (Rx, p, p): coordinates in the eigenbasis
-    w = np.moveaxis(st.w_xy[:, 0], -1, 0)[..., None]  # (R, p, 1)
-    c = np.moveaxis(st.b_xy[:, 0], -1, 0)[..., None]
-    return Spectrum(
-        size=float(st.size[0, 0]),
-        count=float(st.count[0, 0]),
-        d=np.clip(d, 0.0, 1.0).T,  # rounding can step just outside [0, 1]
-        w_hat=(P @ w)[..., 0].T,
-        c_hat=(P @ c)[..., 0].T,
-        logdet_t=2.0 * np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(-1),
-        w_yy=st.w_yy[0],
-        b_yy=st.b_yy[0],
-    )
+    w_hat, c_hat = (P @ w.T[..., None])[..., 0].T, (P @ c.T[..., None])[..., 0].T
+    return d.T, w_hat, c_hat, 2.0 * np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(-1)
+
+
+def _one_within_column(W, B, w, c, within):
+    """As :func:`_eigenbasis` in closed form when at most one column ``v`` varies within groups
+    (e.g. a covariate beside the intercept and a cluster-level treatment).
+
+    Then ``W = W_vv e_v e_v'`` has rank one: the one eigenvalue below 1 is
+    ``d = 1 - W_vv (T^-1)_vv`` with direction ``T^-1 e_v / sqrt((T^-1)_vv)``; the others are
+    1, with ``w`` (which lies in the span of ``W``) orthogonal to them, so that only the length
+    of ``c``'s component there enters the criterion -- carried by one direction.
+    """
+    p, R = w.shape
+    t_inv, logdet_t = inverse_logdet(W + B)
+    t_c = (t_inv * c[None]).sum(1)  # T^-1 c, (p, R)
+    d = np.ones((p, t_inv.shape[-1]))
+    w_hat, c_hat = np.zeros((p, R)), np.zeros((p, R))
+    rest = (c * t_c).sum(0)  # c'T^-1 c: the squared length of c in the basis
+    if len(within):
+        v = within[0]
+        root = np.sqrt(t_inv[v, v])
+        d[0] = 1.0 - W[v, v] * t_inv[v, v]
+        w_hat[0], c_hat[0] = root * w[v], t_c[v] / root
+        rest = rest - c_hat[0] ** 2
+    if p > len(within):
+        c_hat[len(within)] = np.sqrt(np.maximum(rest, 0.0))
+    return d, w_hat, c_hat, logdet_t
 
 
 def evaluate(sp: Spectrum, gamma: np.ndarray, dof: int, reml: bool, second: bool = True) -> Criterion:
