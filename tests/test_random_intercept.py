@@ -11,6 +11,7 @@ from scipy import stats
 from statsmodels.regression.mixed_linear_model import MixedLMParams
 
 from lmmsim.fit.exact import RandomInterceptFit, fit_random_intercept
+from lmmsim.fit.exact.profile import column_rank
 
 SEED = 20241124
 
@@ -256,3 +257,12 @@ Y_OK = np.sin(np.arange(12.0))
 def test_bad_input_raises(y, X, groups, message):
     with pytest.raises(ValueError, match=message):
         fit_random_intercept(y, X, groups)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-3, 1e-6, 1e-9, 0.0])
+def test_column_rank_is_numpys_matrix_rank_also_near_collinearity(scale):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((4, 30, 3))
+    X[1, :, 2] = X[1, :, 1] + scale * rng.standard_normal(30)  # one replication (nearly) collinear
+    assert column_rank(X) == np.linalg.matrix_rank(X).min()
+    assert column_rank(X[1]) == np.linalg.matrix_rank(X[1])

@@ -250,6 +250,8 @@ def _check_identifiable(st: Stats, n_groups: int) -> None:
     """Raise if the group indicators lie in the span of X, which leaves no
     between-group information for sigma_u (the REML criterion is then flat)."""
     p = st.w_xx.shape[0]
+    if n_groups > p:  # then n_groups + within_rank > p whatever the rank: nothing to compute
+        return
     xtx_diag = np.einsum("aa...->a...", st.w_xx + st.b_xx.sum(2, keepdims=True))
     scale = 1.0 / np.sqrt(xtx_diag)
     within = np.moveaxis((st.w_xx * scale[:, None] * scale[None, :])[:, :, 0], -1, 0)

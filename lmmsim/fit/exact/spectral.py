@@ -65,9 +65,10 @@ def spectrum(st) -> Spectrum:
     return Spectrum(
         size=float(st.size[0, 0]),
         count=float(st.count[0, 0]),
-        d=np.clip(d, 0.0, 1.0),  # rounding can step just outside [0, 1]
-        w_hat=w_hat,
-        c_hat=c_hat,
+        # contiguous: the search runs ~3x slower on transposed views
+        d=np.ascontiguousarray(np.clip(d, 0.0, 1.0)),  # rounding can step just outside [0, 1]
+        w_hat=np.ascontiguousarray(w_hat),
+        c_hat=np.ascontiguousarray(c_hat),
         logdet_t=logdet_t,
         w_yy=st.w_yy[0],
         b_yy=st.b_yy[0],
