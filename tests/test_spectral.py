@@ -49,7 +49,7 @@ def test_eigenvalues_lie_in_the_unit_interval_and_a_group_level_column_is_all_be
     sp = spectral.spectrum(profile.sufficient_stats(y, X, codes))
     assert np.all((sp.d >= 0) & (sp.d <= 1))
     # the intercept and the group-level column span a purely between-group space
-    assert np.sum(sp.d > 1 - 1e-12) == len(set(columns) & {0, 1})
+    assert np.sum(sp.d > 1 - 1e-12) + sp.between == len(set(columns) & {0, 1})
 
 
 def test_unequal_groups_are_refused_with_a_clear_error():
