@@ -247,6 +247,9 @@ Y_OK = np.sin(np.arange(12.0))
         (Y_OK, X_OK, GROUPS[:-1], r"groups: got shape \(11,\)"),
         (np.where(np.arange(12) == 3, np.nan, Y_OK), X_OK, GROUPS, "y: got 1 non-finite"),
         (Y_OK, np.where(X_OK == 5.0, np.inf, X_OK), GROUPS, "X: got 1 non-finite"),
+        (np.tile(Y_OK, (2, 1)), np.stack([X_OK, np.where(X_OK == 5.0, -np.inf, X_OK)]), GROUPS,
+         "X: got 1 non-finite"),
+        (np.where(np.arange(12) == 3, np.inf, Y_OK), X_OK, np.zeros(12), "y: got 1 non-finite"),  # named first
         (Y_OK, X_OK, np.zeros(12), "groups: got 1 distinct group"),
         (Y_OK, X_OK, np.arange(12), "groups: got 12 groups of one observation"),
         (Y_OK[:3], np.eye(3), GROUPS[:3] * 0 + [0, 0, 1], r"X: got p = 3 columns for n = 3"),

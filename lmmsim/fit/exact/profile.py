@@ -230,7 +230,7 @@ def sufficient_stats(y: np.ndarray, X: np.ndarray, codes: np.ndarray) -> Stats:
         b_xx = np.einsum("arj,brj,jk->abkr", s, s, pool, optimize=True)
         b_xy = np.einsum("rj,arj,jk->akr", t, s, pool)
     b_yy = pool.T @ (t**2).T
-    w_yy = (np.einsum("rn,rn->r", y, y) - b_yy.sum(0))[None, :]
+    w_yy = (_sum_products(y, y) - b_yy.sum(0))[None, :]
     return Stats(
         size=size[:, None].astype(float),
         count=np.bincount(cls)[:, None].astype(float),
@@ -276,8 +276,9 @@ def _constant_within(column: np.ndarray, sizes: np.ndarray) -> bool:
 
 
 def _sum_products(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """``sum(u * v)`` over the last axis, broadcasting the others."""
-    return np.einsum("...n,...n->...", u, v)
+    """``sum(u * v)`` over the last axis, broadcasting the others: as a stack of
+    row-times-column products, which BLAS does ~2x faster than einsum."""
+    return (u[..., None, :] @ v[..., :, None])[..., 0, 0]
 
 
 def _products(a: np.ndarray, b: np.ndarray) -> np.ndarray:
