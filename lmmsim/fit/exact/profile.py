@@ -215,8 +215,14 @@ def sufficient_stats(y: np.ndarray, X: np.ndarray, codes: np.ndarray) -> Stats:
     # Observations on the last axis, X's columns first: X is built column by column
     # (``simulate.columns``), so this view is contiguous and every sum runs along memory.
     xt = np.moveaxis(X, -1, 0)  # (p, n) or (p, R, n)
-    s, t = _group_sums(xt, sizes), _group_sums(y, sizes)  # (p, [R,] J) and (R, J)
-    w_xx, w_xy = _within_products(xt, s, y, sizes, codes)
+    # Columns constant within every group (the intercept, a cluster-level treatment) have
+    # no within part and their sums come from one value per group: only the others are
+    # summed, centred and multiplied, which is most of the cost of the statistics.
+    level = [_level_sums(column, sizes) for column in xt]
+    vary = [a for a, sums in enumerate(level) if sums is None]
+    s = np.stack([_group_sums(column, sizes) if sums is None else sums for column, sums in zip(xt, level)])
+    t = _group_sums(y, sizes)  # s: (p, [R,] J), t: (R, J)
+    w_xx, w_xy = _within_products(xt, s, y, sizes, codes, vary)
 
     size, cls = np.unique(sizes, return_inverse=True)
     pool = (cls[:, None] == np.arange(len(size))) / sizes[:, None]  # (J, K): 1/n_j into its size class
@@ -243,15 +249,13 @@ def sufficient_stats(y: np.ndarray, X: np.ndarray, codes: np.ndarray) -> Stats:
     )
 
 
-def _within_products(xt, s, y, sizes, codes) -> tuple[np.ndarray, np.ndarray]:
+def _within_products(xt, s, y, sizes, codes, vary) -> tuple[np.ndarray, np.ndarray]:
     """Within-group X'X, shape (p, p, 1, Rx), and X'y, shape (p, 1, R), from X's columns ``xt``
-    and their group sums ``s``. A column constant within every group (the intercept, a
-    cluster-level treatment) has no within part: its rows are exactly zero, and only the
-    other columns are centred and multiplied -- most of the cost of the statistics."""
+    and their group sums ``s``: zero but in the rows and columns ``vary`` (the columns that
+    are not constant within groups)."""
     p, R = len(xt), len(y)
     w_xx = np.zeros((p, p, 1, 1 if xt.ndim == 2 else R))
     w_xy = np.zeros((p, 1, R))
-    vary = [a for a in range(p) if not _constant_within(xt[a], sizes)]
     centred = {a: _within(xt[a], s[a], sizes, codes) for a in vary}
     for i, a in enumerate(vary):
         w_xy[a, 0] = _sum_products(centred[a], y)
@@ -260,19 +264,21 @@ def _within_products(xt, s, y, sizes, codes) -> tuple[np.ndarray, np.ndarray]:
     return w_xx, w_xy
 
 
-def _constant_within(column: np.ndarray, sizes: np.ndarray) -> bool:
-    """Whether ``column``, shape (n,) or (R, n) with groups of ``sizes`` consecutive, is the
-    same within every group of every replication."""
-    rows = column.reshape(-1, column.shape[-1])
+def _level_sums(column: np.ndarray, sizes: np.ndarray) -> np.ndarray | None:
+    """The group sums of ``column``, shape (n,) or (R, n) with groups of ``sizes`` consecutive,
+    if it is the same within every group of every replication (then each is the group's size
+    times its first value), else None."""
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
 
-    def constant(part: np.ndarray) -> bool:
+    def same(part: np.ndarray) -> bool:
         if (sizes == sizes[0]).all():
             grouped = part.reshape(len(part), len(sizes), sizes[0])
             return bool((grouped == grouped[:, :, :1]).all())
-        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
         return bool((part == np.repeat(part[:, starts], sizes, axis=1)).all())
 
-    return constant(rows[:1]) and constant(rows)  # the first replication turns most varying columns away
+    rows = column.reshape(-1, column.shape[-1])
+    # the first replication alone turns most varying columns away
+    return column[..., starts] * sizes if same(rows[:1]) and same(rows) else None
 
 
 def _sum_products(u: np.ndarray, v: np.ndarray) -> np.ndarray:
