@@ -230,8 +230,8 @@ def sufficient_stats(y: np.ndarray, X: np.ndarray, codes: np.ndarray) -> Stats:
         b_xx = np.einsum("aj,bj,jk->abk", s, s, pool)[..., None]
         b_xy = np.einsum("aj,jk->akj", s, pool) @ t.T
     elif len(size) == 1:  # one group size (balanced): no pooling matrix to multiply
-        b_xx = (_products(s, s) * pool[0, 0])[:, :, None, :]
-        b_xy = (_products(s, t[None])[:, 0] * pool[0, 0])[:, None, :]
+        b_xx = (_gram(s) * pool[0, 0])[:, :, None, :]
+        b_xy = (np.array([_sum_products(column, t) for column in s]) * pool[0, 0])[:, None, :]
     else:
         b_xx = np.einsum("arj,brj,jk->abkr", s, s, pool, optimize=True)
         b_xy = np.einsum("rj,arj,jk->akr", t, s, pool)
@@ -287,10 +287,15 @@ def _sum_products(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return (u[..., None, :] @ v[..., :, None])[..., 0, 0]
 
 
-def _products(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``sum(a[i] * b[j])`` over the last axis for every pair, shape (len(a), len(b), ...): one
-    product per pair is much faster than one einsum over all (whose cost is per element)."""
-    return np.array([[_sum_products(u, v) for v in b] for u in a])
+def _gram(a: np.ndarray) -> np.ndarray:
+    """``sum(a[i] * a[j])`` over the last axis for every pair, shape (len(a), len(a), ...):
+    one product per pair ``i <= j`` is much faster than one einsum over all (whose cost is
+    per element)."""
+    out = np.empty((len(a), len(a), *a.shape[1:-1]))
+    for i in range(len(a)):
+        for j in range(i, len(a)):
+            out[i, j] = out[j, i] = _sum_products(a[i], a[j])
+    return out
 
 
 def _group_sums(a: np.ndarray, sizes: np.ndarray) -> np.ndarray:
