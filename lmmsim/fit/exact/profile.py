@@ -272,8 +272,14 @@ def _level_sums(column: np.ndarray, sizes: np.ndarray) -> np.ndarray | None:
 
     def same(part: np.ndarray) -> bool:
         if (sizes == sizes[0]).all():
-            grouped = part.reshape(len(part), len(sizes), sizes[0])
-            return bool((grouped == grouped[:, :, :1]).all())
+            # Count the equal neighbours along the flat array, less those that straddle two
+            # groups (every m-th pair): all within-group pairs are equal if that leaves
+            # (m - 1) per group. Comparing with each group's first value by broadcasting
+            # costs ~3x more (numpy loops over groups of m).
+            flat = part.reshape(-1)
+            equal = flat[1:] == flat[:-1]
+            straddle = equal[sizes[0] - 1 :: sizes[0]]
+            return np.count_nonzero(equal) - np.count_nonzero(straddle) == flat.size - flat.size // sizes[0]
         return bool((part == np.repeat(part[:, starts], sizes, axis=1)).all())
 
     rows = column.reshape(-1, column.shape[-1])
