@@ -268,23 +268,24 @@ def _level_sums(column: np.ndarray, sizes: np.ndarray) -> np.ndarray | None:
     """The group sums of ``column``, shape (n,) or (R, n) with groups of ``sizes`` consecutive,
     if it is the same within every group of every replication (then each is the group's size
     times its first value), else None."""
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    ends = np.cumsum(sizes)
 
     def same(part: np.ndarray) -> bool:
+        # Count the equal neighbours along the flat array, less those that straddle two groups
+        # (or replications): all within-group pairs are equal if that leaves one per pair.
+        # Comparing with each group's first value by broadcasting costs ~3x more (numpy
+        # loops over the groups).
+        flat = part.reshape(-1)
+        equal = flat[1:] == flat[:-1]
         if (sizes == sizes[0]).all():
-            # Count the equal neighbours along the flat array, less those that straddle two
-            # groups (every m-th pair): all within-group pairs are equal if that leaves
-            # (m - 1) per group. Comparing with each group's first value by broadcasting
-            # costs ~3x more (numpy loops over groups of m).
-            flat = part.reshape(-1)
-            equal = flat[1:] == flat[:-1]
             straddle = equal[sizes[0] - 1 :: sizes[0]]
-            return np.count_nonzero(equal) - np.count_nonzero(straddle) == flat.size - flat.size // sizes[0]
-        return bool((part == np.repeat(part[:, starts], sizes, axis=1)).all())
+        else:
+            straddle = equal[(np.arange(len(part))[:, None] * part.shape[1] + ends - 1).ravel()[:-1]]
+        return np.count_nonzero(equal) - np.count_nonzero(straddle) == equal.size - straddle.size
 
     rows = column.reshape(-1, column.shape[-1])
     # the first replication alone turns most varying columns away
-    return column[..., starts] * sizes if same(rows[:1]) and same(rows) else None
+    return column[..., ends - sizes] * sizes if same(rows[:1]) and same(rows) else None
 
 
 def _sum_products(u: np.ndarray, v: np.ndarray) -> np.ndarray:
