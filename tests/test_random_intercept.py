@@ -11,6 +11,7 @@ from scipy import stats
 from statsmodels.regression.mixed_linear_model import MixedLMParams
 
 from lmmsim.fit.exact import RandomInterceptFit, fit_random_intercept
+from lmmsim.fit.exact.profile import _level_sums, column_rank, sufficient_stats
 
 SEED = 20241124
 
@@ -246,6 +247,9 @@ Y_OK = np.sin(np.arange(12.0))
         (Y_OK, X_OK, GROUPS[:-1], r"groups: got shape \(11,\)"),
         (np.where(np.arange(12) == 3, np.nan, Y_OK), X_OK, GROUPS, "y: got 1 non-finite"),
         (Y_OK, np.where(X_OK == 5.0, np.inf, X_OK), GROUPS, "X: got 1 non-finite"),
+        (np.tile(Y_OK, (2, 1)), np.stack([X_OK, np.where(X_OK == 5.0, -np.inf, X_OK)]), GROUPS,
+         "X: got 1 non-finite"),
+        (np.where(np.arange(12) == 3, np.inf, Y_OK), X_OK, np.zeros(12), "y: got 1 non-finite"),  # named first
         (Y_OK, X_OK, np.zeros(12), "groups: got 1 distinct group"),
         (Y_OK, X_OK, np.arange(12), "groups: got 12 groups of one observation"),
         (Y_OK[:3], np.eye(3), GROUPS[:3] * 0 + [0, 0, 1], r"X: got p = 3 columns for n = 3"),
@@ -256,3 +260,43 @@ Y_OK = np.sin(np.arange(12.0))
 def test_bad_input_raises(y, X, groups, message):
     with pytest.raises(ValueError, match=message):
         fit_random_intercept(y, X, groups)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-3, 1e-6, 1e-9, 0.0])
+def test_column_rank_is_numpys_matrix_rank_also_near_collinearity(scale):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((4, 30, 3))
+    X[1, :, 2] = X[1, :, 1] + scale * rng.standard_normal(30)  # one replication (nearly) collinear
+    assert column_rank(X) == np.linalg.matrix_rank(X).min()
+    assert column_rank(X[1]) == np.linalg.matrix_rank(X[1])
+
+
+@pytest.mark.parametrize("sizes", [[6, 6, 6], [4, 6, 8]])
+@pytest.mark.parametrize("position", [0, 1, 5, 6, 17])  # a group's first, inside, last; the next one's first; the end
+def test_a_column_is_group_level_only_if_every_value_of_every_group_is_the_same(sizes, position):
+    sizes = np.array(sizes)
+    column = np.repeat([[1.0, 1.0, 2.0], [3.0, 3.0, 3.0]], sizes, axis=1)  # (R, n): equal values across a boundary too
+    np.testing.assert_array_equal(_level_sums(column, sizes), [[1.0, 1.0, 2.0], [3.0, 3.0, 3.0]] * sizes)
+    for row in range(2):
+        changed = column.copy()
+        changed[row, position] = np.nextafter(changed[row, position], 10.0)
+        assert _level_sums(changed, sizes) is None
+
+
+@pytest.mark.parametrize("shared_x", [True, False])
+@pytest.mark.parametrize("sizes", [[5, 5, 5, 5], [3, 5, 6, 7]])
+def test_within_statistics_are_those_of_the_centred_columns(shared_x, sizes):
+    rng = np.random.default_rng(8)
+    codes = np.repeat(np.arange(len(sizes)), sizes)
+    R, n = 3, len(codes)
+    level = rng.standard_normal((1 if shared_x else R, len(sizes)))[:, codes]
+    X = np.stack([np.ones_like(level), level, rng.standard_normal(level.shape)], axis=-1)
+    X = X[0] if shared_x else X
+    y = rng.standard_normal((R, n))
+    st = sufficient_stats(y, X, codes)
+    columns = np.moveaxis(np.broadcast_to(X, (R, n, 3)), -1, 0)  # (3, R, n)
+    centred = np.array([[x - (np.bincount(codes, weights=x) / sizes)[codes] for x in column] for column in columns])
+    w_xx = np.einsum("arn,brn->abr", centred, centred)
+    np.testing.assert_allclose(st.w_xx[:, :, 0], w_xx[..., :1] if shared_x else w_xx, atol=1e-12)
+    np.testing.assert_allclose(st.w_xy[:, 0], np.einsum("arn,rn->ar", centred, y), atol=1e-12)
+    assert np.all(st.w_xx[:2, :, 0] == 0) and np.all(st.w_xy[:2] == 0)  # group-level columns: exactly zero

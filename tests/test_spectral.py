@@ -9,8 +9,9 @@ import pytest
 from lmmsim.fit.exact import profile, spectral
 
 
-def balanced(shared_x: bool, J: int = 9, m: int = 6, R: int = 5):
-    """Random-intercept data with a group-level column, a mixed one and a within-group one."""
+def balanced(shared_x: bool, J: int = 9, m: int = 6, R: int = 5, columns=(0, 1, 2, 3)):
+    """Random-intercept data with the intercept, a group-level column, a mixed one and a
+    within-group one (X keeps ``columns`` of these)."""
     rng = np.random.default_rng(42)
     codes = np.repeat(np.arange(J), m)
     reps = 1 if shared_x else R
@@ -19,13 +20,18 @@ def balanced(shared_x: bool, J: int = 9, m: int = 6, R: int = 5):
                   rng.standard_normal((reps, J * m))], axis=-1)
     X = X[0] if shared_x else X
     y = (X @ [1.0, 0.5, -0.3, 0.2]) + rng.standard_normal((R, J))[:, codes] + rng.standard_normal((R, J * m))
-    return y, X, codes
+    return y, X[..., list(columns)], codes
 
 
+# Columns varying within groups: two (the eigenproblem), one (its closed form), none.
+LAYOUTS = [(0, 1, 2, 3), (0, 1, 3), (3,), (0, 1)]
+
+
+@pytest.mark.parametrize("columns", LAYOUTS)
 @pytest.mark.parametrize("shared_x", [True, False])
 @pytest.mark.parametrize("reml", [True, False])
-def test_criterion_and_derivatives_agree_with_the_general_evaluation(shared_x, reml):
-    y, X, codes = balanced(shared_x)
+def test_criterion_and_derivatives_agree_with_the_general_evaluation(shared_x, reml, columns):
+    y, X, codes = balanced(shared_x, columns=columns)
     st = profile.sufficient_stats(y, X, codes)
     dof = len(codes) - X.shape[-1] if reml else len(codes)
     gamma = np.array([0.0, 1e-3, 0.1, 1.0, 30.0, 1e6])[:, None] * np.ones(y.shape[0])
@@ -37,12 +43,13 @@ def test_criterion_and_derivatives_agree_with_the_general_evaluation(shared_x, r
     np.testing.assert_allclose(fast.f2, general.f2, rtol=1e-8, atol=1e-12)
 
 
-def test_eigenvalues_lie_in_the_unit_interval_and_a_group_level_column_is_all_between():
-    y, X, codes = balanced(True)
+@pytest.mark.parametrize("columns", LAYOUTS)
+def test_eigenvalues_lie_in_the_unit_interval_and_a_group_level_column_is_all_between(columns):
+    y, X, codes = balanced(True, columns=columns)
     sp = spectral.spectrum(profile.sufficient_stats(y, X, codes))
     assert np.all((sp.d >= 0) & (sp.d <= 1))
-    # the intercept and the group-level column span a 2-dimensional purely between-group space
-    assert np.sum(sp.d > 1 - 1e-12) == 2
+    # the intercept and the group-level column span a purely between-group space
+    assert np.sum(sp.d > 1 - 1e-12) + sp.between == len(set(columns) & {0, 1})
 
 
 def test_unequal_groups_are_refused_with_a_clear_error():
@@ -54,8 +61,9 @@ def test_unequal_groups_are_refused_with_a_clear_error():
         spectral.spectrum(st)
 
 
-def test_the_fit_takes_the_same_optimum_through_either_criterion():
-    y, X, codes = balanced(False)
+@pytest.mark.parametrize("columns", LAYOUTS)
+def test_the_fit_takes_the_same_optimum_through_either_criterion(columns):
+    y, X, codes = balanced(False, columns=columns)
     st = profile.sufficient_stats(y, X, codes)
     grid = np.concatenate(([0.0], np.logspace(-4, 8, 31) * 9 / 54))
     dof = len(codes) - X.shape[-1]

@@ -11,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from lmmsim.fit.exact import spectral
+from lmmsim.fit.exact.sweep import inverse_logdet
 
 _XTOL = 1e-10  # on log(gamma): relative precision of gamma, before the last Newton step
 _MAXITER = 100
@@ -18,13 +19,20 @@ _MAXITER = 100
 
 def column_rank(X: np.ndarray, xtx: np.ndarray | None = None) -> int:
     """``numpy.linalg.matrix_rank(X).min()`` for X of shape (n, p) or (R, n, p), with an SVD
-    only for the replications whose X'X leaves doubt: where its smallest eigenvalue exceeds
-    1e-8 of its largest, X has full column rank by matrix_rank's tolerance (~1e-13 of the
-    largest singular value) with a margin of orders of magnitude. ``xtx``: X'X, shape
-    (p, p) or (R, p, p), when it is at hand."""
+    only for the replications whose X'X leaves doubt. The eigenvalues of X'X lie between
+    ``1 / trace((X'X)^-1)`` and ``trace(X'X)``; where the first exceeds 1e-8 of the second, X
+    has full column rank by matrix_rank's tolerance (~1e-13 of the largest singular value)
+    with a margin of orders of magnitude. The inverse comes from Gauss-Jordan sweeps over all
+    replications at once (batched LAPACK costs ~0.5 us per matrix); a pivot that is not
+    positive leaves doubt. ``xtx``: X'X, shape (p, p) or (R, p, p), when it is at hand."""
     X3 = X if X.ndim == 3 else X[None]
-    eigen = np.linalg.eigvalsh(np.swapaxes(X3, -1, -2) @ X3 if xtx is None else xtx.reshape(-1, *xtx.shape[-2:]))
-    clear = eigen[:, 0] > 1e-8 * eigen[:, -1]
+    xtx = np.swapaxes(X3, -1, -2) @ X3 if xtx is None else xtx.reshape(-1, *xtx.shape[-2:])
+    a = np.moveaxis(xtx, 0, -1).copy()  # (p, p, R)
+    trace = np.einsum("aar->r", a)
+    with np.errstate(all="ignore"):  # a singular X'X: infinite or NaN pivots, which leave doubt
+        inverse, logdet = inverse_logdet(a)
+        inverse_trace = np.einsum("aar->r", inverse)
+        clear = np.isfinite(logdet) & (inverse_trace > 0) & (trace * inverse_trace < 1e8)
     return X.shape[-1] if clear.all() else int(np.linalg.matrix_rank(X3[~clear]).min())
 
 
@@ -91,26 +99,6 @@ def matvec(m: np.ndarray, v: np.ndarray) -> np.ndarray:
 def _dot(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Inner products over the first axis."""
     return np.einsum("a...,a...->...", u, v)
-
-
-def inverse_logdet(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse, in place, and log-determinant of positive definite ``a[i, j, ...]``.
-
-    Gauss-Jordan sweeps vectorised over the trailing axes: for the small
-    ``p`` of a fixed-effects design this is far faster than batched LAPACK,
-    and positive pivots make pivoting unnecessary.
-    """
-    logdet = 0.0
-    for k in range(a.shape[0]):
-        pivot = a[k, k].copy()
-        logdet = logdet + np.log(pivot)
-        col = a[:, k].copy()
-        row = a[k] / pivot
-        a -= col[:, None] * row[None, :]
-        a[k] = row
-        a[:, k] = -col / pivot
-        a[k, k] = 1.0 / pivot
-    return a, logdet
 
 
 def evaluate(st: Stats, gamma: np.ndarray, d: int, reml: bool, second: bool = True) -> _Criterion:
@@ -227,27 +215,28 @@ def sufficient_stats(y: np.ndarray, X: np.ndarray, codes: np.ndarray) -> Stats:
     # Observations on the last axis, X's columns first: X is built column by column
     # (``simulate.columns``), so this view is contiguous and every sum runs along memory.
     xt = np.moveaxis(X, -1, 0)  # (p, n) or (p, R, n)
-    s, t = _group_sums(xt, sizes), _group_sums(y, sizes)  # (p, [R,] J) and (R, J)
-    x_within = _within(xt, s, sizes, codes)
+    # Columns constant within every group (the intercept, a cluster-level treatment) have
+    # no within part and their sums come from one value per group: only the others are
+    # summed, centred and multiplied, which is most of the cost of the statistics.
+    level = [_level_sums(column, sizes) for column in xt]
+    vary = [a for a, sums in enumerate(level) if sums is None]
+    s = np.stack([_group_sums(column, sizes) if sums is None else sums for column, sums in zip(xt, level)])
+    t = _group_sums(y, sizes)  # s: (p, [R,] J), t: (R, J)
+    w_xx, w_xy = _within_products(xt, s, y, sizes, codes, vary)
 
     size, cls = np.unique(sizes, return_inverse=True)
     pool = (cls[:, None] == np.arange(len(size))) / sizes[:, None]  # (J, K): 1/n_j into its size class
     if X.ndim == 2:
-        w_xx = (x_within @ x_within.T)[:, :, None, None]
         b_xx = np.einsum("aj,bj,jk->abk", s, s, pool)[..., None]
-        w_xy = (x_within @ y.T)[:, None, :]
         b_xy = np.einsum("aj,jk->akj", s, pool) @ t.T
+    elif len(size) == 1:  # one group size (balanced): no pooling matrix to multiply
+        b_xx = (_gram(s) * pool[0, 0])[:, :, None, :]
+        b_xy = (np.array([_sum_products(column, t) for column in s]) * pool[0, 0])[:, None, :]
     else:
-        w_xx = np.einsum("arn,brn->abr", x_within, x_within)[:, :, None, :]
-        w_xy = np.einsum("arn,rn->ar", x_within, y)[:, None, :]
-        if len(size) == 1:  # one group size (balanced): no pooling matrix to multiply
-            b_xx = (np.einsum("arj,brj->abr", s, s) * pool[0, 0])[:, :, None, :]
-            b_xy = (np.einsum("arj,rj->ar", s, t) * pool[0, 0])[:, None, :]
-        else:
-            b_xx = np.einsum("arj,brj,jk->abkr", s, s, pool, optimize=True)
-            b_xy = np.einsum("rj,arj,jk->akr", t, s, pool)
+        b_xx = np.einsum("arj,brj,jk->abkr", s, s, pool, optimize=True)
+        b_xy = np.einsum("rj,arj,jk->akr", t, s, pool)
     b_yy = pool.T @ (t**2).T
-    w_yy = (np.einsum("rn,rn->r", y, y) - b_yy.sum(0))[None, :]
+    w_yy = (_sum_products(y, y) - b_yy.sum(0))[None, :]
     return Stats(
         size=size[:, None].astype(float),
         count=np.bincount(cls)[:, None].astype(float),
@@ -258,6 +247,62 @@ def sufficient_stats(y: np.ndarray, X: np.ndarray, codes: np.ndarray) -> Stats:
         w_yy=w_yy,
         b_yy=b_yy,
     )
+
+
+def _within_products(xt, s, y, sizes, codes, vary) -> tuple[np.ndarray, np.ndarray]:
+    """Within-group X'X, shape (p, p, 1, Rx), and X'y, shape (p, 1, R), from X's columns ``xt``
+    and their group sums ``s``: zero but in the rows and columns ``vary`` (the columns that
+    are not constant within groups)."""
+    p, R = len(xt), len(y)
+    w_xx = np.zeros((p, p, 1, 1 if xt.ndim == 2 else R))
+    w_xy = np.zeros((p, 1, R))
+    centred = {a: _within(xt[a], s[a], sizes, codes) for a in vary}
+    for i, a in enumerate(vary):
+        w_xy[a, 0] = _sum_products(centred[a], y)
+        for b in vary[i:]:
+            w_xx[a, b, 0] = w_xx[b, a, 0] = _sum_products(centred[a], centred[b])
+    return w_xx, w_xy
+
+
+def _level_sums(column: np.ndarray, sizes: np.ndarray) -> np.ndarray | None:
+    """The group sums of ``column``, shape (n,) or (R, n) with groups of ``sizes`` consecutive,
+    if it is the same within every group of every replication (then each is the group's size
+    times its first value), else None."""
+    ends = np.cumsum(sizes)
+
+    def same(part: np.ndarray) -> bool:
+        # Count the equal neighbours along the flat array, less those that straddle two groups
+        # (or replications): all within-group pairs are equal if that leaves one per pair.
+        # Comparing with each group's first value by broadcasting costs ~3x more (numpy
+        # loops over the groups).
+        flat = part.reshape(-1)
+        equal = flat[1:] == flat[:-1]
+        if (sizes == sizes[0]).all():
+            straddle = equal[sizes[0] - 1 :: sizes[0]]
+        else:
+            straddle = equal[(np.arange(len(part))[:, None] * part.shape[1] + ends - 1).ravel()[:-1]]
+        return np.count_nonzero(equal) - np.count_nonzero(straddle) == equal.size - straddle.size
+
+    rows = column.reshape(-1, column.shape[-1])
+    # the first replication alone turns most varying columns away
+    return column[..., ends - sizes] * sizes if same(rows[:1]) and same(rows) else None
+
+
+def _sum_products(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``sum(u * v)`` over the last axis, broadcasting the others: as a stack of
+    row-times-column products, which BLAS does ~2x faster than einsum."""
+    return (u[..., None, :] @ v[..., :, None])[..., 0, 0]
+
+
+def _gram(a: np.ndarray) -> np.ndarray:
+    """``sum(a[i] * a[j])`` over the last axis for every pair, shape (len(a), len(a), ...):
+    one product per pair ``i <= j`` is much faster than one einsum over all (whose cost is
+    per element)."""
+    out = np.empty((len(a), len(a), *a.shape[1:-1]))
+    for i in range(len(a)):
+        for j in range(i, len(a)):
+            out[i, j] = out[j, i] = _sum_products(a[i], a[j])
+    return out
 
 
 def _group_sums(a: np.ndarray, sizes: np.ndarray) -> np.ndarray:

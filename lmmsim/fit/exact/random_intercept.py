@@ -165,15 +165,19 @@ def fit_random_intercept(y, X, groups, *, reml: bool = True) -> RandomInterceptF
     n, p = X.shape[-2:]
     n_groups = codes.max() + 1
     grid = np.concatenate(([0.0], np.logspace(*_GRID_DECADES, _GRID_POINTS) * n_groups / n))
+    parts = [slice(start, start + _CHUNK) for start in range(0, len(y), _CHUNK)]  # blocks of bounded memory
+    with np.errstate(invalid="ignore"):  # inf - inf from infinite values in y or X, refused just below
+        stats = [sufficient_stats(y[part], X if X.ndim == 2 else X[part], codes) for part in parts]
+    # A non-finite value in y or X makes its group's sum, hence the statistics, non-finite:
+    # only then is every value looked at, which spares a pass over the data.
+    if not all(np.isfinite(array).all() for st in stats for array in st[2:]):
+        _check_finite(y, X)
     blocks = []
-    for start in range(0, len(y), _CHUNK):  # blocks small enough to stay in cache
-        part = slice(start, start + _CHUNK)
-        x_part = X if X.ndim == 2 else X[part]
-        stats = sufficient_stats(y[part], x_part, codes)
-        _check_rank(stats, x_part)
-        _check_identifiable(stats, n_groups)
-        gamma, converged = optimise(stats, grid, n - p if reml else n, reml)
-        blocks.append(_estimates(stats, gamma, converged, n, p, reml))
+    for part, st in zip(parts, stats):
+        _check_rank(st, X if X.ndim == 2 else X[part])
+        _check_identifiable(st, n_groups)
+        gamma, converged = optimise(st, grid, n - p if reml else n, reml)
+        blocks.append(_estimates(st, gamma, converged, n, p, reml))
     fields = {name: np.concatenate([block[name] for block in blocks]) for name in blocks[0]}
     return RandomInterceptFit(**fields, reml=reml)
 
@@ -219,22 +223,30 @@ def _check_inputs(y, X, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise ValueError(f"X: got shape {X.shape}, expected (n, p) or (R, n, p) with (R, n) = {(R, n)} from y")
     if groups.shape != (n,):
         raise ValueError(f"groups: got shape {groups.shape}, expected ({n},), one label per observation")
+    p = X.shape[-1]
+    try:
+        if not 0 < p < n:
+            raise ValueError(f"X: got p = {p} columns for n = {n} observations, expected 1 <= p < n")
+        _, codes, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+        if len(sizes) < 2:
+            raise ValueError(f"groups: got {len(sizes)} distinct group, expected at least 2")
+        if sizes.max() < 2:
+            raise ValueError(
+                f"groups: got {len(sizes)} groups of one observation each, expected some group with 2 "
+                "or more (otherwise sigma_u and sigma_e are not identifiable)"
+            )
+    except Exception:
+        _check_finite(y, X)  # non-finite values are named first (otherwise checked through the statistics)
+        raise
+    return y, X, codes.reshape(n)
+
+
+def _check_finite(y: np.ndarray, X: np.ndarray) -> None:
+    """Raise if ``y`` or ``X`` has a non-finite value."""
     for name, value in (("y", y), ("X", X)):
         if not np.isfinite(value).all():
             bad = np.size(value) - np.isfinite(value).sum()
             raise ValueError(f"{name}: got {bad} non-finite values, expected all finite")
-    p = X.shape[-1]
-    if not 0 < p < n:
-        raise ValueError(f"X: got p = {p} columns for n = {n} observations, expected 1 <= p < n")
-    _, codes, sizes = np.unique(groups, return_inverse=True, return_counts=True)
-    if len(sizes) < 2:
-        raise ValueError(f"groups: got {len(sizes)} distinct group, expected at least 2")
-    if sizes.max() < 2:
-        raise ValueError(
-            f"groups: got {len(sizes)} groups of one observation each, expected some group with 2 or "
-            "more (otherwise sigma_u and sigma_e are not identifiable)"
-        )
-    return y, X, codes.reshape(n)
 
 
 def _check_rank(st: Stats, X: np.ndarray) -> None:
@@ -250,6 +262,8 @@ def _check_identifiable(st: Stats, n_groups: int) -> None:
     """Raise if the group indicators lie in the span of X, which leaves no
     between-group information for sigma_u (the REML criterion is then flat)."""
     p = st.w_xx.shape[0]
+    if n_groups > p:  # then n_groups + within_rank > p whatever the rank: nothing to compute
+        return
     xtx_diag = np.einsum("aa...->a...", st.w_xx + st.b_xx.sum(2, keepdims=True))
     scale = 1.0 / np.sqrt(xtx_diag)
     within = np.moveaxis((st.w_xx * scale[:, None] * scale[None, :])[:, :, 0], -1, 0)
