@@ -38,6 +38,13 @@ DESIGNS = {
         random=(RandomEffect("site", {"Intercept": 0.7}),), sigma_e=1.3,
     ), ModelSpec("y ~ arm + dose", "site")),
     "categorical": (categorical_design(), ModelSpec("y ~ arm + z", "site", levels={"arm": ("a", "b", "c")})),
+    "slopes": (scenarios.blood_pressure(n_patients=6, n_weeks=4), scenarios.blood_pressure.model),
+    "crossed": (Design(  # item's rows are not consecutive: u spread by index, not by repetition
+        factors=(Factor("subject", 4), Factor("item", 3)), covariates=(Indicator("cond", level="item"),),
+        formula="cond", beta={"Intercept": 1.0, "cond": 0.5},
+        random=(RandomEffect("item", {"Intercept": 0.4}), RandomEffect("subject", {"Intercept": 0.7})),
+        sigma_e=1.0,
+    ), ModelSpec("y ~ cond", "subject")),
 }
 
 

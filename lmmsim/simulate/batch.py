@@ -185,11 +185,15 @@ def _simulate(design: Design, model: ModelSpec, states: dict[str, np.ndarray]) -
     y = Xs @ np.array([design.beta[c] for c in names])
     for effect in design.random:  # in the order of simulate(), for the same floating-point sums
         codes = units[effect.factor][1]
+        m = draws.run_length(codes)
         for k, term in enumerate(effect.terms):
-            spread = np.take(drawn.random_effects[effect.factor][:, :, k], codes, axis=1)
-            if term != INTERCEPT:  # an intercept's column is 1: u times 1 is u
-                spread *= _term_column(term, rows, covariates)
-            y += spread
+            u = drawn.random_effects[effect.factor][:, :, k]
+            if term != INTERCEPT:
+                y += draws.spread(u, codes) * _term_column(term, rows, covariates)
+            elif m:  # an intercept's column is 1 (u times 1 is u): added unit by unit, no (R, n) copy
+                y.reshape(R, -1, m)[...] += u[:, :, None]
+            else:
+                y += draws.spread(u, codes)
     y += drawn.residuals
     if model.fixed.replace(" ", "") == design.formula.replace(" ", "") and not model.levels:
         X, columns = Xs, names  # the model's X is the design's

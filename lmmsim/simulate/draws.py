@@ -138,7 +138,7 @@ def _finish(design: Design, units, raw: Draws) -> Draws:
         elif isinstance(c, Indicator) and c.coded:  # arms 0/1 recoded, e.g. to ±0.5
             values = np.asarray(c.values)[values]
         # a unit-level covariate spread to its rows; a row-level one is already per row
-        covariates[c.name] = values if c.level is None else np.take(values, units[c.level][1], axis=1)
+        covariates[c.name] = values if c.level is None else spread(values, units[c.level][1])
     random_effects = {e.factor: (raw.random_effects[e.factor] @ _root(e.corr).T) * np.array(list(e.sd.values()))
                       for e in design.random}
     z = raw.residuals
@@ -146,6 +146,19 @@ def _finish(design: Design, units, raw: Draws) -> Draws:
         z = np.stack([autoregress(design.residual, row, units) for row in z])
     z *= design.sigma_e
     return Draws(covariates, random_effects, z, None)
+
+
+def run_length(codes: np.ndarray) -> int:
+    """``m`` if ``codes`` is 0, 0, ..., 1, 1, ... with every unit on ``m`` consecutive rows, else 0."""
+    m = len(codes) // (int(codes.max()) + 1) if len(codes) else 0
+    return m if m and np.array_equal(codes, np.arange(len(codes)) // m) else 0
+
+
+def spread(values: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Values per unit, shape (R, units), onto rows, shape (R, n): ``values[:, codes]``
+    (by repetition when each unit's rows are consecutive and equally many, much faster)."""
+    m = run_length(codes)
+    return np.repeat(values, m, axis=1) if m else np.take(values, codes, axis=1)
 
 
 def _covariate_step(c, units: int) -> Callable[[np.random.Generator, np.ndarray], None]:

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from lmmsim.fit.exact.profile import inverse_logdet  # one Gauss-Jordan sweep for both exact fitters
+from lmmsim.fit.exact.sweep import inverse_logdet  # one Gauss-Jordan sweep for both exact fitters
 
 __all__ = ["Criterion", "Stats", "evaluate", "inverse_logdet", "lambda_matrix", "sufficient_stats", "theta_template"]
 
