@@ -9,6 +9,7 @@ Every failure is recorded in its rows' ``status`` and ``message``; the run goes 
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -116,7 +117,23 @@ def _shared_fits(chunk: Chunk, batch: Batch) -> BatchFits | None:
         return None
 
 
+@functools.cache
+def _steady_heap() -> None:
+    """Allocate and free one 31 MiB block, once per process.
+
+    glibc hands freed memory back to the system when the free top of its heap exceeds a
+    threshold, which it raises to twice the largest block it has unmapped (64 MiB at most).
+    A fast chunk frees ~40 MB at its end, more than twice its largest array, so each chunk
+    would fault its memory in afresh: the kernel zeroing pages cost ~10 µs per replication
+    of cluster_trial, a fifth of the run (``benchmarks/bench_montecarlo.py`` prints the
+    kernel's share). Freeing this block raises the threshold once, as freeing any array of
+    its size would; other allocators are unaffected.
+    """
+    np.empty(31 * 2**20 // 8)
+
+
 def _fast_chunk(chunk: Chunk) -> pd.DataFrame:
+    _steady_heap()
     reps = np.arange(chunk.start, chunk.stop)
     design = chunk.study.design
     batch = simulate_replications(design, chunk.model, chunk.seed, chunk.cell, reps)
