@@ -127,16 +127,11 @@ def _minimum(dev: Deviance):
 
 def _descend(dev: Deviance, start: np.ndarray):
     """Bounded L-BFGS-B from ``start``, one Newton step, and the verdict on the point."""
-    from scipy import optimize
-
     from lmmsim.fit import verify
 
-    bounds = [(0.0 if lo == 0 else None, None) for lo in dev.lower]
-    with np.errstate(all="ignore"):
-        found = optimize.minimize(dev, start, method="L-BFGS-B", bounds=bounds, options=verify.OPTIONS)
     # The Newton step: L-BFGS-B stops where d is flat to ~1e-8, which can leave a weakly
     # determined correlation off in its fourth digit.
-    theta = verify.newton_polish(dev, np.asarray(found.x, dtype=float), steps=1)
+    theta = verify.newton_polish(dev, verify.lbfgsb(dev, start), steps=1)
     return theta, verify.check(dev, theta)
 
 

@@ -8,8 +8,9 @@ with
 
 H the Hessian of the deviance (−2 log-likelihood, REML or ML, not profiled over σ) at the
 estimate and ∇v the gradient of v with respect to φ (Kuznetsova et al. 2017, lmerTest).
-Derivatives are central differences of lme4's deviance (:mod:`lmmsim.inference.deviance`),
-as lmerTest takes them numerically from lme4's.
+H is central differences of the deviance's analytic gradient
+(:mod:`lmmsim.inference.deviance_gradient`), ∇v central differences of v, as lmerTest
+takes both numerically from lme4's deviance.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from lmmsim.inference.derivatives import hessian, jacobian
+from lmmsim.inference.derivatives import jacobian
 from lmmsim.inference.deviance import Deviance
+from lmmsim.inference.deviance_gradient import at_sigma_gradient
 
 
 def contrasts(dev: Deviance, theta: np.ndarray, L: np.ndarray) -> pd.DataFrame:
@@ -47,10 +49,11 @@ def contrasts(dev: Deviance, theta: np.ndarray, L: np.ndarray) -> pd.DataFrame:
     sigma = dev.sigma(theta)
     phi = np.append(np.asarray(theta, dtype=float), sigma)
     scale = np.append(dev.theta_scale(theta), sigma)
-    # Steps of 1-2 % of each parameter's scale: with Richardson extrapolation the truncation
-    # error is negligible, while smaller steps let rounding error in the deviance (about
-    # 1e-12 of it) swamp the curvature in flat directions (an SD near 0).
-    A = 2 * np.linalg.pinv(hessian(lambda v: dev.at_sigma(v[:-1], v[-1]), phi, rel=2e-2, scale=scale))
+    # Steps of 1 % of each parameter's scale: with Richardson extrapolation the truncation
+    # error is negligible, while smaller steps let rounding error (about 1e-12 of the
+    # deviance) swamp the curvature in flat directions (an SD near 0).
+    H = np.array(jacobian(lambda v: at_sigma_gradient(dev, v), phi, rel=1e-2, scale=scale))
+    A = 2 * np.linalg.pinv((H + H.T) / 2)
     jac = jacobian(lambda v: dev.vcov(v[:-1], v[-1]), phi, rel=1e-2, scale=scale)
     beta = dev.solve(theta)["beta"]
     V = dev.vcov(theta, sigma)

@@ -1,0 +1,117 @@
+"""The analytic gradient of lme4's profiled deviance d(θ) (:mod:`lmmsim.inference.deviance`).
+
+Λ(θ) = Σ_k θ_k E_k, where E_k has ones where ``lam_index`` puts θ_k. With A = Z'Z,
+M = Λ'AΛ + I = LL', û = M⁻¹Λ'Z'(y − Xβ̂), the residual e = y − Xβ̂ − ZΛû and
+G = Z'V⁻¹X = Z'X − AΛM⁻¹Λ'Z'X (V = I + ZΛΛ'Z'), the three parts of
+
+    d(θ) = log|M| + log|R_X'R_X| + f (1 + log(2π r² / f))
+
+(f = n − p for REML, n for ML, where log|R_X'R_X| is absent) have the derivatives
+
+    ∂ log|M| / ∂θ_k          =  2 tr(M⁻¹Λ'A E_k)             = 2 Σ_{E_k} (AΛM⁻¹)_rc
+    ∂ r² / ∂θ_k              = −2 (Z'e)' E_k û               = −2 Σ_{E_k} (Z'e)_r û_c
+    ∂ log|R_X'R_X| / ∂θ_k    = −2 tr((R_X'R_X)⁻¹G'E_kΛ'G)    = −2 Σ_{E_k} (G(R_X'R_X)⁻¹G'Λ)_rc
+
+where Σ_{E_k} runs over the positions (r, c) of θ_k in Λ. The first is Jacobi's formula;
+the second the envelope theorem (r² is the minimum over β and u of ‖y − Xβ − ZΛu‖² + ‖u‖²,
+so only Λ's explicit appearance counts); the third Jacobi's formula for
+R_X'R_X = X'V⁻¹X with ∂V = Z(E_kΛ' + ΛE_k')Z' (Bates et al. 2015 give d; the derivatives
+are standard matrix calculus, e.g. Magnus & Neudecker). Everything is computed from the
+cross-products the deviance holds, at the cost of one more inverse of M. The same parts
+give the gradient of the deviance at (θ, σ), not profiled over σ, which Satterthwaite's
+df need (:func:`at_sigma_gradient`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import linalg
+
+from lmmsim.inference.derivatives import jacobian
+from lmmsim.inference.deviance import Deviance
+
+
+def _parts(dev: Deviance, theta: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
+    """``dev.solve(θ)`` and the gradients of log|M|, r² and log|R_X'R_X| (module docstring)."""
+    s = dev.solve(theta)
+    L, lam, beta = s["L"], s["lam"], s["beta"]
+    AL = s["LtA"].T  # Z'ZΛ (Z'Z is symmetric)
+    u = linalg.solve_triangular(L, s["cu"] - s["CX"] @ beta, lower=True, trans="T", check_finite=False)
+    Ze = dev.Zty - dev.ZtX @ beta - AL @ u  # Z'e
+    Linv = linalg.solve_triangular(L, np.eye(L.shape[0]), lower=True, check_finite=False)
+    Minv = Linv.T @ Linv
+    rows, cols, which = dev.lam_index
+
+    def summed(per_entry: np.ndarray) -> np.ndarray:  # one term per nonzero of Λ, summed per θ
+        return np.bincount(which, weights=per_entry, minlength=theta.size)
+
+    d_ldL2 = summed(2 * np.einsum("ij,ij->i", AL[rows], Minv[cols]))
+    d_r2 = summed(-2 * Ze[rows] * u[cols])
+    if not dev.reml:  # the ML deviance has no log|R_X'R_X|
+        return s, d_ldL2, d_r2, np.zeros(theta.size)
+    B = linalg.solve_triangular(L, s["CX"], lower=True, trans="T", check_finite=False)  # M⁻¹Λ'Z'X
+    G = dev.ZtX - AL @ B
+    GR = np.linalg.solve(s["RXtRX"], G.T).T  # G(R_X'R_X)⁻¹, R_X'R_X symmetric
+    d_ldRX = summed(-2 * np.einsum("ij,ij->i", GR[rows], (lam.T @ G)[cols]))
+    return s, d_ldL2, d_r2, d_ldRX
+
+
+def value_and_gradient(dev: Deviance, theta: np.ndarray) -> tuple[float, np.ndarray]:
+    """d(θ), exactly as ``dev(theta)`` computes it, and its gradient ∂d/∂θ.
+
+    Parameters
+    ----------
+    dev : Deviance
+        The model's profiled deviance (REML or ML).
+    theta : numpy.ndarray
+        The relative covariance factor's parameters, in ``dev.terms`` order.
+
+    Returns
+    -------
+    tuple of float and numpy.ndarray
+        d(θ) and its gradient (NaN, and a NaN gradient, where y is fitted exactly).
+    """
+    theta = np.asarray(theta, dtype=float)
+    s, d_ldL2, d_r2, d_ldRX = _parts(dev, theta)
+    value = dev.criterion(s)
+    if not np.isfinite(value):
+        return value, np.full(theta.shape, np.nan)
+    f = dev.n - dev.p if dev.reml else dev.n
+    return value, d_ldL2 + d_ldRX + f / s["r2"] * d_r2
+
+
+def at_sigma_gradient(dev: Deviance, phi: np.ndarray) -> np.ndarray:
+    """The gradient of ``dev.at_sigma(θ, σ)``, the deviance not profiled over σ
+    (lmerTest's ``devfun_vp``), in φ = (θ, σ):
+
+        ∂/∂θ_k = ∂log|M| + ∂r² / σ² [+ ∂log|R_X'R_X|],   ∂/∂σ = −2 r²/σ³ + 2 (n [− p]) / σ
+
+    (bracketed terms for REML), from the same parts as :func:`value_and_gradient`.
+    """
+    phi = np.asarray(phi, dtype=float)
+    theta, sigma = phi[:-1], phi[-1]
+    s, d_ldL2, d_r2, d_ldRX = _parts(dev, theta)
+    d_theta = d_ldL2 + d_ldRX + d_r2 / sigma**2
+    n = dev.n - (dev.p if dev.reml else 0)
+    return np.append(d_theta, -2 * s["r2"] / sigma**3 + 2 * n / sigma)
+
+
+def gradient(dev: Deviance, theta: np.ndarray) -> np.ndarray:
+    """∂d/∂θ at θ (see :func:`value_and_gradient`)."""
+    return value_and_gradient(dev, theta)[1]
+
+
+def hessian(dev: Deviance, theta: np.ndarray, free: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """The Hessian of d over the θ's marked ``free`` (the others held at their values):
+    central differences of the analytic gradient with one Richardson extrapolation
+    (``lmmsim.inference.derivatives.jacobian``, steps relative to ``scale``), symmetrised.
+    Costs 4 gradients per free θ, where differencing d itself costs about 2 k² values."""
+    theta = np.asarray(theta, dtype=float)
+
+    def g(t: np.ndarray) -> np.ndarray:
+        full = theta.copy()
+        full[free] = t
+        return gradient(dev, full)[free]
+
+    H = np.array(jacobian(g, theta[free], scale=scale), dtype=float)
+    return (H + H.T) / 2
