@@ -18,7 +18,7 @@ from conftest import ROOT
 
 from lmmsim.fit.bars import matrices
 from lmmsim.inference import deviance_gradient
-from lmmsim.inference.derivatives import gradient, hessian
+from lmmsim.inference.derivatives import gradient, hessian, jacobian
 from lmmsim.inference.deviance import Deviance, deviance
 from lmmsim.model import ModelSpec, prepare
 
@@ -80,6 +80,20 @@ def test_at_sigma_gradient_matches_differences(name, reml):
         grad = deviance_gradient.at_sigma_gradient(dev, phi)
         numeric = differenced(lambda v: dev.at_sigma(v[:-1], v[-1]), phi)
         assert np.abs(grad - numeric).max() < 1e-6 * max(np.abs(numeric).max(), 1.0), (where, grad, numeric)
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
+@pytest.mark.parametrize("name", MODELS)
+def test_vcov_jacobian_matches_differences(name, reml):
+    dev = model_deviance(name, reml)
+    for where, theta in points(dev).items():
+        sigma = dev.sigma(theta)
+        analytic = deviance_gradient.vcov_jacobian(dev, theta, sigma)
+        # small steps: next to θ_diag = 0, Cov(β̂) bends on the scale of θ_diag itself
+        numeric = jacobian(lambda v: dev.vcov(v[:-1], v[-1]), np.append(theta, sigma), rel=1e-4,
+                           scale=np.ones(theta.size + 1))
+        for i, (a, b) in enumerate(zip(analytic, numeric)):
+            assert np.abs(a - b).max() < 1e-5 * np.abs(b).max(), (where, i, a, b)
 
 
 @pytest.mark.parametrize("name", ["sum_itemslopes_seed21", "pastes"])

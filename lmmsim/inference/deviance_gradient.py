@@ -18,8 +18,9 @@ so only Λ's explicit appearance counts); the third Jacobi's formula for
 R_X'R_X = X'V⁻¹X with ∂V = Z(E_kΛ' + ΛE_k')Z' (Bates et al. 2015 give d; the derivatives
 are standard matrix calculus, e.g. Magnus & Neudecker). Everything is computed from the
 cross-products the deviance holds, at the cost of one more inverse of M. The same parts
-give the gradient of the deviance at (θ, σ), not profiled over σ, which Satterthwaite's
-df need (:func:`at_sigma_gradient`).
+give the gradient of the deviance at (θ, σ), not profiled over σ, and the derivatives of
+Cov(β̂) = σ²(R_X'R_X)⁻¹, which Satterthwaite's df need (:func:`at_sigma_gradient`,
+:func:`vcov_jacobian`).
 """
 
 from __future__ import annotations
@@ -49,11 +50,16 @@ def _parts(dev: Deviance, theta: np.ndarray) -> tuple[dict, np.ndarray, np.ndarr
     d_r2 = summed(-2 * Ze[rows] * u[cols])
     if not dev.reml:  # the ML deviance has no log|R_X'R_X|
         return s, d_ldL2, d_r2, np.zeros(theta.size)
-    B = linalg.solve_triangular(L, s["CX"], lower=True, trans="T", check_finite=False)  # M⁻¹Λ'Z'X
-    G = dev.ZtX - AL @ B
+    G = _zvx(dev, s)
     GR = np.linalg.solve(s["RXtRX"], G.T).T  # G(R_X'R_X)⁻¹, R_X'R_X symmetric
     d_ldRX = summed(-2 * np.einsum("ij,ij->i", GR[rows], (lam.T @ G)[cols]))
     return s, d_ldL2, d_r2, d_ldRX
+
+
+def _zvx(dev: Deviance, s: dict) -> np.ndarray:
+    """G = Z'V⁻¹X = Z'X − AΛM⁻¹Λ'Z'X from the pieces of ``dev.solve``."""
+    B = linalg.solve_triangular(s["L"], s["CX"], lower=True, trans="T", check_finite=False)  # M⁻¹Λ'Z'X
+    return dev.ZtX - s["LtA"].T @ B
 
 
 def value_and_gradient(dev: Deviance, theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -94,6 +100,22 @@ def at_sigma_gradient(dev: Deviance, phi: np.ndarray) -> np.ndarray:
     d_theta = d_ldL2 + d_ldRX + d_r2 / sigma**2
     n = dev.n - (dev.p if dev.reml else 0)
     return np.append(d_theta, -2 * s["r2"] / sigma**3 + 2 * n / sigma)
+
+
+def vcov_jacobian(dev: Deviance, theta: np.ndarray, sigma: float) -> list[np.ndarray]:
+    """The derivatives of ``dev.vcov(θ, σ)`` = σ²(R_X'R_X)⁻¹ in φ = (θ, σ), one p × p
+    matrix each: with R_X'R_X = X'V⁻¹X and S_k = G'E_kΛ'G,
+
+        ∂/∂θ_k = σ² (R_X'R_X)⁻¹ (S_k + S_k') (R_X'R_X)⁻¹,   ∂/∂σ = 2σ (R_X'R_X)⁻¹.
+    """
+    theta = np.asarray(theta, dtype=float)
+    s = dev.solve(theta)
+    G = _zvx(dev, s)
+    Rinv = np.linalg.inv(s["RXtRX"])
+    rows, cols, which = dev.lam_index
+    S = np.zeros((theta.size, dev.p, dev.p))
+    np.add.at(S, which, np.einsum("ei,ej->eij", G[rows], (s["lam"].T @ G)[cols]))
+    return [*(sigma**2 * Rinv @ (S + S.transpose(0, 2, 1)) @ Rinv), 2 * sigma * Rinv]
 
 
 def gradient(dev: Deviance, theta: np.ndarray) -> np.ndarray:

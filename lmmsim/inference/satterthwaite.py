@@ -8,9 +8,9 @@ with
 
 H the Hessian of the deviance (−2 log-likelihood, REML or ML, not profiled over σ) at the
 estimate and ∇v the gradient of v with respect to φ (Kuznetsova et al. 2017, lmerTest).
-H is central differences of the deviance's analytic gradient
-(:mod:`lmmsim.inference.deviance_gradient`), ∇v central differences of v, as lmerTest
-takes both numerically from lme4's deviance.
+H is central differences of the deviance's analytic gradient and ∇v analytic
+(:mod:`lmmsim.inference.deviance_gradient`), where lmerTest takes both numerically from
+lme4's deviance.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from scipy import stats
 
 from lmmsim.inference.derivatives import jacobian
 from lmmsim.inference.deviance import Deviance
-from lmmsim.inference.deviance_gradient import at_sigma_gradient
+from lmmsim.inference.deviance_gradient import at_sigma_gradient, vcov_jacobian
 
 
 def contrasts(dev: Deviance, theta: np.ndarray, L: np.ndarray) -> pd.DataFrame:
@@ -54,7 +54,7 @@ def contrasts(dev: Deviance, theta: np.ndarray, L: np.ndarray) -> pd.DataFrame:
     # deviance) swamp the curvature in flat directions (an SD near 0).
     H = np.array(jacobian(lambda v: at_sigma_gradient(dev, v), phi, rel=1e-2, scale=scale))
     A = 2 * np.linalg.pinv((H + H.T) / 2)
-    jac = jacobian(lambda v: dev.vcov(v[:-1], v[-1]), phi, rel=1e-2, scale=scale)
+    jac = vcov_jacobian(dev, theta, sigma)
     beta = dev.solve(theta)["beta"]
     V = dev.vcov(theta, sigma)
     rows = []
