@@ -27,7 +27,7 @@ import numpy as np
 from scipy import optimize
 
 from lmmsim.fit.status import ignored_warnings
-from lmmsim.inference import deviance_gradient
+from lmmsim.inference import deviance_gradient, deviance_hessian
 from lmmsim.inference.deviance import Deviance
 
 # Largest shortfall of a "converged" fit, in deviance units (2 × log-likelihood).
@@ -166,9 +166,8 @@ def check(dev: Deviance, theta: np.ndarray) -> Check:
 
 
 def _derivatives(dev: Deviance, theta: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The gradient (analytic) and Hessian (differences of the gradient) of d over the free θ's."""
-    g = deviance_gradient.gradient(dev, theta)[free]
-    return g, deviance_gradient.hessian(dev, theta, free, dev.theta_scale(theta)[free])
+    """The gradient and Hessian of d over the free θ's (analytic; the others held fixed)."""
+    return deviance_gradient.gradient(dev, theta)[free], deviance_hessian.hessian(dev, theta)[np.ix_(free, free)]
 
 
 def lbfgsb(dev: Deviance, start: np.ndarray) -> np.ndarray:

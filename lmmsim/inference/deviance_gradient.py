@@ -17,10 +17,9 @@ the second the envelope theorem (r² is the minimum over β and u of ‖y − X�
 so only Λ's explicit appearance counts); the third Jacobi's formula for
 R_X'R_X = X'V⁻¹X with ∂V = Z(E_kΛ' + ΛE_k')Z' (Bates et al. 2015 give d; the derivatives
 are standard matrix calculus, e.g. Magnus & Neudecker). Everything is computed from the
-cross-products the deviance holds, at the cost of one more inverse of M. The same parts
-give the gradient of the deviance at (θ, σ), not profiled over σ, and the derivatives of
-Cov(β̂) = σ²(R_X'R_X)⁻¹, which Satterthwaite's df need (:func:`at_sigma_gradient`,
-:func:`vcov_jacobian`).
+cross-products the deviance holds, at the cost of one more inverse of M. The same
+G gives the derivatives of Cov(β̂) = σ²(R_X'R_X)⁻¹, which Satterthwaite's df need
+(:func:`vcov_jacobian`); the Hessian is in :mod:`lmmsim.inference.deviance_hessian`.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg
 
-from lmmsim.inference.derivatives import jacobian
 from lmmsim.inference.deviance import Deviance
 
 
@@ -86,22 +84,6 @@ def value_and_gradient(dev: Deviance, theta: np.ndarray) -> tuple[float, np.ndar
     return value, d_ldL2 + d_ldRX + f / s["r2"] * d_r2
 
 
-def at_sigma_gradient(dev: Deviance, phi: np.ndarray) -> np.ndarray:
-    """The gradient of ``dev.at_sigma(θ, σ)``, the deviance not profiled over σ
-    (lmerTest's ``devfun_vp``), in φ = (θ, σ):
-
-        ∂/∂θ_k = ∂log|M| + ∂r² / σ² [+ ∂log|R_X'R_X|],   ∂/∂σ = −2 r²/σ³ + 2 (n [− p]) / σ
-
-    (bracketed terms for REML), from the same parts as :func:`value_and_gradient`.
-    """
-    phi = np.asarray(phi, dtype=float)
-    theta, sigma = phi[:-1], phi[-1]
-    s, d_ldL2, d_r2, d_ldRX = _parts(dev, theta)
-    d_theta = d_ldL2 + d_ldRX + d_r2 / sigma**2
-    n = dev.n - (dev.p if dev.reml else 0)
-    return np.append(d_theta, -2 * s["r2"] / sigma**3 + 2 * n / sigma)
-
-
 def vcov_jacobian(dev: Deviance, theta: np.ndarray, sigma: float) -> list[np.ndarray]:
     """The derivatives of ``dev.vcov(θ, σ)`` = σ²(R_X'R_X)⁻¹ in φ = (θ, σ), one p × p
     matrix each: with R_X'R_X = X'V⁻¹X and S_k = G'E_kΛ'G,
@@ -121,19 +103,3 @@ def vcov_jacobian(dev: Deviance, theta: np.ndarray, sigma: float) -> list[np.nda
 def gradient(dev: Deviance, theta: np.ndarray) -> np.ndarray:
     """∂d/∂θ at θ (see :func:`value_and_gradient`)."""
     return value_and_gradient(dev, theta)[1]
-
-
-def hessian(dev: Deviance, theta: np.ndarray, free: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """The Hessian of d over the θ's marked ``free`` (the others held at their values):
-    central differences of the analytic gradient with one Richardson extrapolation
-    (``lmmsim.inference.derivatives.jacobian``, steps relative to ``scale``), symmetrised.
-    Costs 4 gradients per free θ, where differencing d itself costs about 2 k² values."""
-    theta = np.asarray(theta, dtype=float)
-
-    def g(t: np.ndarray) -> np.ndarray:
-        full = theta.copy()
-        full[free] = t
-        return gradient(dev, full)[free]
-
-    H = np.array(jacobian(g, theta[free], scale=scale), dtype=float)
-    return (H + H.T) / 2

@@ -8,8 +8,8 @@ with
 
 H the Hessian of the deviance (−2 log-likelihood, REML or ML, not profiled over σ) at the
 estimate and ∇v the gradient of v with respect to φ (Kuznetsova et al. 2017, lmerTest).
-H is central differences of the deviance's analytic gradient and ∇v analytic
-(:mod:`lmmsim.inference.deviance_gradient`), where lmerTest takes both numerically from
+H and ∇v are analytic (:mod:`lmmsim.inference.deviance_hessian`,
+:mod:`lmmsim.inference.deviance_gradient`), where lmerTest takes both numerically from
 lme4's deviance.
 """
 
@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from lmmsim.inference.derivatives import jacobian
 from lmmsim.inference.deviance import Deviance
-from lmmsim.inference.deviance_gradient import at_sigma_gradient, vcov_jacobian
+from lmmsim.inference.deviance_gradient import vcov_jacobian
+from lmmsim.inference.deviance_hessian import at_sigma_hessian
 
 
 def contrasts(dev: Deviance, theta: np.ndarray, L: np.ndarray) -> pd.DataFrame:
@@ -48,12 +48,7 @@ def contrasts(dev: Deviance, theta: np.ndarray, L: np.ndarray) -> pd.DataFrame:
         raise ValueError(f"L: got {L.shape[1]} columns, expected one per fixed effect ({dev.p})")
     sigma = dev.sigma(theta)
     phi = np.append(np.asarray(theta, dtype=float), sigma)
-    scale = np.append(dev.theta_scale(theta), sigma)
-    # Steps of 1 % of each parameter's scale: with Richardson extrapolation the truncation
-    # error is negligible, while smaller steps let rounding error (about 1e-12 of the
-    # deviance) swamp the curvature in flat directions (an SD near 0).
-    H = np.array(jacobian(lambda v: at_sigma_gradient(dev, v), phi, rel=1e-2, scale=scale))
-    A = 2 * np.linalg.pinv((H + H.T) / 2)
+    A = 2 * np.linalg.pinv(at_sigma_hessian(dev, phi))
     jac = vcov_jacobian(dev, theta, sigma)
     beta = dev.solve(theta)["beta"]
     V = dev.vcov(theta, sigma)
