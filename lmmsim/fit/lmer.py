@@ -6,8 +6,9 @@ whose levels must split the data into independent clusters, so it cannot fit cor
 by-subject slopes when items are crossed with subjects. This fitter does what lme4 does
 (Bates et al. 2015): it minimises the profiled REML criterion (or ML deviance) d(θ) of
 :mod:`lmmsim.inference.deviance` over the relative covariance factor θ, here with
-L-BFGS-B from lme4's start and a small one, with Powell's method where that stalls, and
-Newton polishing (``lmmsim.fit.verify.minimise``). The status is verified as for
+L-BFGS-B on d's analytic gradient from lme4's start and a small one, with Powell's method
+where that stalls, and Newton polishing on d's analytic Hessian
+(``lmmsim.fit.verify.minimise``). The status is verified as for
 :func:`~lmmsim.fit.fit_lmm`: converged means a verified local minimum of d (negligible
 Newton decrement, positive definite Hessian off the bounds, no descent off a bound), and
 the fit is on the boundary (singular) by lme4's ``isSingular`` rule: a diagonal element of

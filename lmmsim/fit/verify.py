@@ -7,7 +7,8 @@ relative (SDs over σ_ε), so that every tolerance below is free of the outcome'
 
 - the gradient is small: a Newton step would lower d by less than ``DECREMENT_TOL``;
 - the Hessian of d over the free θ's is positive definite (of the log-likelihood:
-  negative definite), and no step off a bound (a variance at 0) lowers d;
+  negative definite), and no step off a bound (a variance at 0) lowers d (gradient and
+  Hessian analytic: :mod:`lmmsim.inference.deviance_gradient`, ``deviance_hessian``);
 - no better point: a bounded quasi-Newton search from the optimizer's point finds nothing
   lower by ``GAP_TOL``. When the first optimizer's point fails, the next ones are tried;
   when none passes, the search also starts from lme4's start and a small one (with

@@ -85,10 +85,24 @@ def value_and_gradient(dev: Deviance, theta: np.ndarray) -> tuple[float, np.ndar
 
 
 def vcov_jacobian(dev: Deviance, theta: np.ndarray, sigma: float) -> list[np.ndarray]:
-    """The derivatives of ``dev.vcov(θ, σ)`` = σ²(R_X'R_X)⁻¹ in φ = (θ, σ), one p × p
-    matrix each: with R_X'R_X = X'V⁻¹X and S_k = G'E_kΛ'G,
+    """The derivatives of ``dev.vcov(θ, σ)`` = σ²(R_X'R_X)⁻¹ in φ = (θ, σ): with
+    R_X'R_X = X'V⁻¹X and S_k = G'E_kΛ'G,
 
         ∂/∂θ_k = σ² (R_X'R_X)⁻¹ (S_k + S_k') (R_X'R_X)⁻¹,   ∂/∂σ = 2σ (R_X'R_X)⁻¹.
+
+    Parameters
+    ----------
+    dev : Deviance
+        The model's deviance (REML or ML).
+    theta : numpy.ndarray
+        The relative covariance factor's parameters, in ``dev.terms`` order.
+    sigma : float
+        The residual SD.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One p × p matrix per θ, then one for σ.
     """
     theta = np.asarray(theta, dtype=float)
     s = dev.solve(theta)

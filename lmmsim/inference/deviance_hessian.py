@@ -41,7 +41,7 @@ def _logdet_derivatives(Winv: np.ndarray, W_k: list, FtS: list, entries: list) -
     return first, second
 
 
-def parts(dev: Deviance, theta: np.ndarray) -> dict:
+def _parts(dev: Deviance, theta: np.ndarray) -> dict:
     """log|W| (W = Ω for REML, M for ML) and r² with their first and second derivatives in θ."""
     theta = np.asarray(theta, dtype=float)
     q, p = dev.ZtZ.shape[0], dev.p
@@ -81,8 +81,21 @@ def parts(dev: Deviance, theta: np.ndarray) -> dict:
 
 
 def hessian(dev: Deviance, theta: np.ndarray) -> np.ndarray:
-    """The Hessian of the profiled deviance d(θ) in θ (REML or ML, as ``dev``)."""
-    d = parts(dev, theta)
+    """The Hessian of the profiled deviance d(θ) in θ.
+
+    Parameters
+    ----------
+    dev : Deviance
+        The model's profiled deviance (REML or ML).
+    theta : numpy.ndarray
+        The relative covariance factor's parameters, in ``dev.terms`` order.
+
+    Returns
+    -------
+    numpy.ndarray
+        ∂²d/∂θ∂θ', symmetric, one row and column per θ.
+    """
+    d = _parts(dev, theta)
     f = dev.n - dev.p if dev.reml else dev.n
     r2, r2_k = d["r2"], d["r2_k"]
     return d["ld_kl"] + f * (d["r2_kl"] / r2 - np.outer(r2_k, r2_k) / r2**2)
@@ -90,10 +103,23 @@ def hessian(dev: Deviance, theta: np.ndarray) -> np.ndarray:
 
 def at_sigma_hessian(dev: Deviance, phi: np.ndarray) -> np.ndarray:
     """The Hessian of ``dev.at_sigma(θ, σ)`` = log|W| + r²/σ² + n' log(2πσ²) in φ = (θ, σ)
-    (n' = n − p for REML, n for ML)."""
+    (n' = n − p for REML, n for ML), the deviance not profiled over σ.
+
+    Parameters
+    ----------
+    dev : Deviance
+        The model's deviance (REML or ML).
+    phi : numpy.ndarray
+        θ followed by σ.
+
+    Returns
+    -------
+    numpy.ndarray
+        ∂²/∂φ∂φ', symmetric, one row and column per θ and a last one for σ.
+    """
     phi = np.asarray(phi, dtype=float)
     theta, sigma = phi[:-1], phi[-1]
-    d = parts(dev, theta)
+    d = _parts(dev, theta)
     n = dev.n - (dev.p if dev.reml else 0)
     H = np.empty((phi.size, phi.size))
     H[:-1, :-1] = d["ld_kl"] + d["r2_kl"] / sigma**2
