@@ -75,19 +75,6 @@ class Deviance:
         lam[rows, cols] = np.asarray(theta, dtype=float)[which]
         return lam
 
-    def theta_scale(self, theta: np.ndarray) -> np.ndarray:
-        """The natural size of each θ: the relative SD of the random effect in its row of T
-        (1 where that is 0), for finite-difference steps."""
-        theta = np.asarray(theta, dtype=float)
-        out, start = [], 0
-        for term in self.terms:
-            T = template(term, theta[start:start + term.n_theta])
-            start += term.n_theta
-            rows, cols = np.triu_indices(T.shape[0]) if term.correlated else (np.zeros(1, int), np.zeros(1, int))
-            out.append(np.linalg.norm(T, axis=1)[cols])
-        scale = np.concatenate(out)
-        return np.where(scale > 0, scale, 1.0)
-
     def solve(self, theta: np.ndarray) -> dict[str, np.ndarray | float]:
         """β̂(θ), r²(θ), log|L|², R_X'R_X at θ, and the factors behind them (Λ, Λ'Z'Z,
         L, L⁻¹Λ'Z'y, L⁻¹Λ'Z'X) for the gradient (``lmmsim.inference.deviance_gradient``)."""
