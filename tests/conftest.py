@@ -26,6 +26,20 @@ LMMSIM_SCRIPT = PYTHON.parent / "lmmsim"
 Z = 4.0  # tolerance in standard errors
 
 
+def differences(f, x: np.ndarray, rel: float = 1e-4) -> np.ndarray:
+    """∂f/∂x_i for each i (f scalar or array valued), stacked on the first axis: central
+    differences with steps rel·max(|x_i|, 1) and one Richardson extrapolation (error
+    O(step⁴)), the reference analytic derivatives are tested against."""
+    x = np.asarray(x, dtype=float)
+
+    def central(h: np.ndarray) -> np.ndarray:
+        return np.array([(np.asarray(f(x + h[i] * e)) - np.asarray(f(x - h[i] * e))) / (2 * h[i])
+                         for i, e in enumerate(np.eye(x.size))])
+
+    h = rel * np.maximum(np.abs(x), 1.0)
+    return (4 * central(h / 2) - central(h)) / 3
+
+
 def crossed_design() -> Design:
     """Subjects crossed with items (reaction times), condition assigned to items."""
     return Design(

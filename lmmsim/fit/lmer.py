@@ -6,8 +6,9 @@ whose levels must split the data into independent clusters, so it cannot fit cor
 by-subject slopes when items are crossed with subjects. This fitter does what lme4 does
 (Bates et al. 2015): it minimises the profiled REML criterion (or ML deviance) d(θ) of
 :mod:`lmmsim.inference.deviance` over the relative covariance factor θ, here with
-L-BFGS-B from lme4's start and a small one, with Powell's method where that stalls, and
-Newton polishing (``lmmsim.fit.verify.minimise``). The status is verified as for
+L-BFGS-B on d's analytic gradient from lme4's start and a small one, with Powell's method
+where that stalls, and Newton polishing on d's analytic Hessian
+(``lmmsim.fit.verify.minimise``). The status is verified as for
 :func:`~lmmsim.fit.fit_lmm`: converged means a verified local minimum of d (negligible
 Newton decrement, positive definite Hessian off the bounds, no descent off a bound), and
 the fit is on the boundary (singular) by lme4's ``isSingular`` rule: a diagonal element of
@@ -127,16 +128,11 @@ def _minimum(dev: Deviance):
 
 def _descend(dev: Deviance, start: np.ndarray):
     """Bounded L-BFGS-B from ``start``, one Newton step, and the verdict on the point."""
-    from scipy import optimize
-
     from lmmsim.fit import verify
 
-    bounds = [(0.0 if lo == 0 else None, None) for lo in dev.lower]
-    with np.errstate(all="ignore"):
-        found = optimize.minimize(dev, start, method="L-BFGS-B", bounds=bounds, options=verify.OPTIONS)
     # The Newton step: L-BFGS-B stops where d is flat to ~1e-8, which can leave a weakly
     # determined correlation off in its fourth digit.
-    theta = verify.newton_polish(dev, np.asarray(found.x, dtype=float), steps=1)
+    theta = verify.newton_polish(dev, verify.lbfgsb(dev, start), steps=1)
     return theta, verify.check(dev, theta)
 
 

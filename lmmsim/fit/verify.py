@@ -7,7 +7,8 @@ relative (SDs over σ_ε), so that every tolerance below is free of the outcome'
 
 - the gradient is small: a Newton step would lower d by less than ``DECREMENT_TOL``;
 - the Hessian of d over the free θ's is positive definite (of the log-likelihood:
-  negative definite), and no step off a bound (a variance at 0) lowers d;
+  negative definite), and no step off a bound (a variance at 0) lowers d (gradient and
+  Hessian analytic: :mod:`lmmsim.inference.deviance_gradient`, ``deviance_hessian``);
 - no better point: a bounded quasi-Newton search from the optimizer's point finds nothing
   lower by ``GAP_TOL``. When the first optimizer's point fails, the next ones are tried;
   when none passes, the search also starts from lme4's start and a small one (with
@@ -27,7 +28,7 @@ import numpy as np
 from scipy import optimize
 
 from lmmsim.fit.status import ignored_warnings
-from lmmsim.inference.derivatives import gradient, hessian
+from lmmsim.inference import deviance_gradient, deviance_hessian
 from lmmsim.inference.deviance import Deviance
 
 # Largest shortfall of a "converged" fit, in deviance units (2 × log-likelihood).
@@ -155,15 +156,7 @@ def check(dev: Deviance, theta: np.ndarray) -> Check:
         return Check(theta, value, np.inf, np.nan, False, f"the criterion improves off the bound of θ[{off}]")
     if not free.any():
         return Check(theta, value, 0.0, np.nan, True, "")
-
-    def f(t: np.ndarray) -> float:
-        full = theta.copy()
-        full[free] = t
-        return dev(full)
-
-    scale = dev.theta_scale(theta)[free]
-    g = gradient(f, theta[free], scale=scale)
-    H = hessian(f, theta[free], scale=scale)
+    g, H = _derivatives(dev, theta, free)
     eig = float(np.linalg.eigvalsh(H).min())
     if not eig > 1e-8 * max(np.abs(H).max(), 1.0):
         return Check(theta, value, np.inf, eig, False, f"the Hessian is not definite (eigenvalue {eig:.3g})")
@@ -173,14 +166,26 @@ def check(dev: Deviance, theta: np.ndarray) -> Check:
     return Check(theta, value, decrement, eig, ok, reason)
 
 
+def _derivatives(dev: Deviance, theta: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The gradient and Hessian of d over the free θ's (analytic; the others held fixed)."""
+    return deviance_gradient.gradient(dev, theta)[free], deviance_hessian.hessian(dev, theta)[np.ix_(free, free)]
+
+
+def lbfgsb(dev: Deviance, start: np.ndarray) -> np.ndarray:
+    """Bounded L-BFGS-B (θ_diag ≥ 0) on d from ``start``, with d's analytic gradient."""
+    bounds = [(0.0 if lo == 0 else None, None) for lo in dev.lower]
+    with np.errstate(all="ignore"):
+        found = optimize.minimize(lambda t: deviance_gradient.value_and_gradient(dev, t), start, jac=True,
+                                  method="L-BFGS-B", bounds=bounds, options=OPTIONS)
+    return np.asarray(found.x, dtype=float)
+
+
 def minimise(dev: Deviance, starts: list[np.ndarray]) -> np.ndarray:
     """The lowest d found by bounded L-BFGS-B from each start, then polished by Newton steps."""
     bounds = [(0.0 if lo == 0 else None, None) for lo in dev.lower]
     best = None
     for start in starts:
-        with np.errstate(all="ignore"):
-            found = optimize.minimize(dev, start, method="L-BFGS-B", bounds=bounds, options=OPTIONS)
-        x = np.asarray(found.x, dtype=float)
+        x = lbfgsb(dev, start)
         if not check(dev, x).ok:
             x = min(x, _rescue(dev, x, bounds), key=dev)
         if best is None or dev(x) < dev(best):
@@ -199,8 +204,7 @@ def _rescue(dev: Deviance, theta: np.ndarray, bounds: list) -> np.ndarray:
     with np.errstate(all="ignore"):
         powell = {"xtol": 1e-8, "ftol": 1e-13, "maxfev": 20000}
         found = optimize.minimize(dev, start, method="Powell", bounds=bounds, options=powell)
-        found = optimize.minimize(dev, found.x, method="L-BFGS-B", bounds=bounds, options=OPTIONS)
-    return np.asarray(found.x, dtype=float)
+    return lbfgsb(dev, found.x)
 
 
 def newton_polish(dev: Deviance, theta: np.ndarray, steps: int = 3) -> np.ndarray:
@@ -209,14 +213,7 @@ def newton_polish(dev: Deviance, theta: np.ndarray, steps: int = 3) -> np.ndarra
         free = ~_active(theta, dev)
         if not free.any():
             return theta
-
-        def f(t: np.ndarray, theta=theta, free=free) -> float:
-            full = theta.copy()
-            full[free] = t
-            return dev(full)
-
-        scale = dev.theta_scale(theta)[free]
-        g, H = gradient(f, theta[free], scale=scale), hessian(f, theta[free], scale=scale)
+        g, H = _derivatives(dev, theta, free)
         if not np.linalg.eigvalsh(H).min() > 0:  # a Newton step would head for a saddle
             return theta
         step = np.linalg.solve(H, g)

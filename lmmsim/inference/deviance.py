@@ -75,35 +75,27 @@ class Deviance:
         lam[rows, cols] = np.asarray(theta, dtype=float)[which]
         return lam
 
-    def theta_scale(self, theta: np.ndarray) -> np.ndarray:
-        """The natural size of each θ: the relative SD of the random effect in its row of T
-        (1 where that is 0), for finite-difference steps."""
-        theta = np.asarray(theta, dtype=float)
-        out, start = [], 0
-        for term in self.terms:
-            T = template(term, theta[start:start + term.n_theta])
-            start += term.n_theta
-            rows, cols = np.triu_indices(T.shape[0]) if term.correlated else (np.zeros(1, int), np.zeros(1, int))
-            out.append(np.linalg.norm(T, axis=1)[cols])
-        scale = np.concatenate(out)
-        return np.where(scale > 0, scale, 1.0)
-
     def solve(self, theta: np.ndarray) -> dict[str, np.ndarray | float]:
-        """β̂(θ), r²(θ), log|L|², R_X'R_X at θ."""
+        """β̂(θ), r²(θ), log|L|², R_X'R_X at θ, and the factors behind them (Λ, Λ'Z'Z,
+        L, L⁻¹Λ'Z'y, L⁻¹Λ'Z'X) for the gradient (``lmmsim.inference.deviance_gradient``)."""
         lam = self.relative_factor(theta)
-        M = lam.T @ self.ZtZ @ lam + np.eye(lam.shape[0])
-        L = np.linalg.cholesky(M)
+        LtA = lam.T @ self.ZtZ
+        L = np.linalg.cholesky(LtA @ lam + np.eye(lam.shape[0]))
         cu = linalg.solve_triangular(L, lam.T @ self.Zty, lower=True, check_finite=False)
         CX = linalg.solve_triangular(L, lam.T @ self.ZtX, lower=True, check_finite=False)
         RXtRX = self.XtX - CX.T @ CX
         rhs = self.Xty - CX.T @ cu
         beta = np.linalg.solve(RXtRX, rhs)
         r2 = self.yty - cu @ cu - rhs @ beta
-        return {"beta": beta, "r2": r2, "ldL2": 2 * np.log(np.diag(L)).sum(), "RXtRX": RXtRX}
+        return {"beta": beta, "r2": r2, "ldL2": 2 * np.log(np.diag(L)).sum(), "RXtRX": RXtRX,
+                "lam": lam, "LtA": LtA, "L": L, "cu": cu, "CX": CX}
 
     def __call__(self, theta: np.ndarray) -> float:
         """d(θ): the REML criterion (or ML deviance), profiled over β and σ."""
-        s = self.solve(theta)
+        return self.criterion(self.solve(theta))
+
+    def criterion(self, s: dict) -> float:
+        """d from the pieces :meth:`solve` returns (NaN where y is fitted exactly)."""
         if not s["r2"] > 1e-12 * self.yty:  # y fitted exactly: the likelihood is unbounded
             return np.nan
         if self.reml:

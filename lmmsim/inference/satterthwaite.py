@@ -8,8 +8,9 @@ with
 
 H the Hessian of the deviance (−2 log-likelihood, REML or ML, not profiled over σ) at the
 estimate and ∇v the gradient of v with respect to φ (Kuznetsova et al. 2017, lmerTest).
-Derivatives are central differences of lme4's deviance (:mod:`lmmsim.inference.deviance`),
-as lmerTest takes them numerically from lme4's.
+H and ∇v are analytic (:mod:`lmmsim.inference.deviance_hessian`,
+:mod:`lmmsim.inference.deviance_gradient`), where lmerTest takes both numerically from
+lme4's deviance.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from lmmsim.inference.derivatives import hessian, jacobian
 from lmmsim.inference.deviance import Deviance
+from lmmsim.inference.deviance_gradient import vcov_jacobian
+from lmmsim.inference.deviance_hessian import at_sigma_hessian
 
 
 def contrasts(dev: Deviance, theta: np.ndarray, L: np.ndarray) -> pd.DataFrame:
@@ -46,12 +48,8 @@ def contrasts(dev: Deviance, theta: np.ndarray, L: np.ndarray) -> pd.DataFrame:
         raise ValueError(f"L: got {L.shape[1]} columns, expected one per fixed effect ({dev.p})")
     sigma = dev.sigma(theta)
     phi = np.append(np.asarray(theta, dtype=float), sigma)
-    scale = np.append(dev.theta_scale(theta), sigma)
-    # Steps of 1-2 % of each parameter's scale: with Richardson extrapolation the truncation
-    # error is negligible, while smaller steps let rounding error in the deviance (about
-    # 1e-12 of it) swamp the curvature in flat directions (an SD near 0).
-    A = 2 * np.linalg.pinv(hessian(lambda v: dev.at_sigma(v[:-1], v[-1]), phi, rel=2e-2, scale=scale))
-    jac = jacobian(lambda v: dev.vcov(v[:-1], v[-1]), phi, rel=1e-2, scale=scale)
+    A = 2 * np.linalg.pinv(at_sigma_hessian(dev, phi))
+    jac = vcov_jacobian(dev, theta, sigma)
     beta = dev.solve(theta)["beta"]
     V = dev.vcov(theta, sigma)
     rows = []
