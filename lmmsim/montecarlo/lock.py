@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import uuid
 from pathlib import Path
 
 LOCK_NAME = "lock.json"
@@ -39,13 +40,17 @@ def _read(path: Path) -> dict | None:
 
 
 def _create(path: Path, text: str) -> bool:
-    """Create ``path`` holding ``text``, unless it exists (atomic)."""
+    """Create ``path`` holding ``text``, unless it exists (atomic): the text is written to a
+    file of this process's own, then hard-linked to ``path``, so another process never reads
+    the lock empty or half written."""
+    own = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
+    own.write_text(text, encoding="utf-8")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.link(own, path)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    finally:
+        own.unlink()
     return True
 
 
