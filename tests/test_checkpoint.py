@@ -177,3 +177,19 @@ def test_lock_file_is_created_exclusively(tmp_path):
     first.release()
     FolderLock(tmp_path, "b").release()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_lock_without_hard_links_is_still_exclusive(tmp_path, monkeypatch):
+    """On a file system that refuses hard links the lock falls back to an exclusive create."""
+    from lmmsim.montecarlo.lock import FolderLock
+
+    def no_links(src, dst):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr("os.link", no_links)
+    first = FolderLock(tmp_path, "a")
+    with pytest.raises(ValueError, match="in use by process"):
+        FolderLock(tmp_path, "b")
+    first.release()
+    FolderLock(tmp_path, "b").release()
+    assert list(tmp_path.iterdir()) == []

@@ -49,8 +49,21 @@ def _create(path: Path, text: str) -> bool:
         os.link(own, path)
     except FileExistsError:
         return False
+    except OSError:  # a file system without hard links: still exclusive, briefly empty
+        return _create_exclusive(path, text)
     finally:
         own.unlink()
+    return True
+
+
+def _create_exclusive(path: Path, text: str) -> bool:
+    """Create ``path`` and write ``text`` into it, unless it exists (a reader may see it empty)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
     return True
 
 
