@@ -68,6 +68,11 @@ class Deviance:
     def p(self) -> int:
         return self.XtX.shape[0]
 
+    @property
+    def dof(self) -> int:
+        """f = n − p for REML, n for ML: σ̂² = r²/f, and f log r² is d's residual part."""
+        return self.n - self.p if self.reml else self.n
+
     def relative_factor(self, theta: np.ndarray) -> np.ndarray:
         """Λ(θ), dense: θ[i] at the positions (row, col) that ``lam_index`` lists for it."""
         rows, cols, which = self.lam_index
@@ -98,10 +103,10 @@ class Deviance:
         """d from the pieces :meth:`solve` returns (NaN where y is fitted exactly)."""
         if not s["r2"] > 1e-12 * self.yty:  # y fitted exactly: the likelihood is unbounded
             return np.nan
+        residual = self.dof * (1 + np.log(2 * np.pi * s["r2"] / self.dof))
         if self.reml:
-            f = self.n - self.p
-            return float(s["ldL2"] + np.linalg.slogdet(s["RXtRX"])[1] + f * (1 + np.log(2 * np.pi * s["r2"] / f)))
-        return float(s["ldL2"] + self.n * (1 + np.log(2 * np.pi * s["r2"] / self.n)))
+            return float(s["ldL2"] + np.linalg.slogdet(s["RXtRX"])[1] + residual)
+        return float(s["ldL2"] + residual)
 
     def at_sigma(self, theta: np.ndarray, sigma: float) -> float:
         """The deviance at (θ, σ), not profiled over σ (lmerTest's ``devfun_vp``)."""
@@ -113,13 +118,13 @@ class Deviance:
 
     def sigma(self, theta: np.ndarray) -> float:
         """σ̂(θ): the residual SD that maximises the criterion at θ."""
-        return float(np.sqrt(self.solve(theta)["r2"] / (self.n - (self.p if self.reml else 0))))
+        return float(np.sqrt(self.solve(theta)["r2"] / self.dof))
 
     def vcov(self, theta: np.ndarray, sigma: float | None = None) -> np.ndarray:
         """Cov(β̂) = σ² (R_X'R_X)⁻¹ at θ (σ̂(θ) unless given)."""
         s = self.solve(theta)
         if sigma is None:
-            sigma = np.sqrt(s["r2"] / (self.n - (self.p if self.reml else 0)))
+            sigma = np.sqrt(s["r2"] / self.dof)
         return sigma**2 * np.linalg.inv(s["RXtRX"])
 
 

@@ -80,8 +80,7 @@ def value_and_gradient(dev: Deviance, theta: np.ndarray) -> tuple[float, np.ndar
     value = dev.criterion(s)
     if not np.isfinite(value):
         return value, np.full(theta.shape, np.nan)
-    f = dev.n - dev.p if dev.reml else dev.n
-    return value, d_ldL2 + d_ldRX + f / s["r2"] * d_r2
+    return value, d_ldL2 + d_ldRX + dev.dof / s["r2"] * d_r2
 
 
 def vcov_jacobian(dev: Deviance, theta: np.ndarray, sigma: float) -> list[np.ndarray]:

@@ -96,14 +96,13 @@ def hessian(dev: Deviance, theta: np.ndarray) -> np.ndarray:
         ∂²d/∂θ∂θ', symmetric, one row and column per θ.
     """
     d = _parts(dev, theta)
-    f = dev.n - dev.p if dev.reml else dev.n
     r2, r2_k = d["r2"], d["r2_k"]
-    return d["ld_kl"] + f * (d["r2_kl"] / r2 - np.outer(r2_k, r2_k) / r2**2)
+    return d["ld_kl"] + dev.dof * (d["r2_kl"] / r2 - np.outer(r2_k, r2_k) / r2**2)
 
 
 def at_sigma_hessian(dev: Deviance, phi: np.ndarray) -> np.ndarray:
     """The Hessian of ``dev.at_sigma(θ, σ)`` = log|W| + r²/σ² + n' log(2πσ²) in φ = (θ, σ)
-    (n' = n − p for REML, n for ML), the deviance not profiled over σ.
+    (n' = ``dev.dof``: n − p for REML, n for ML), the deviance not profiled over σ.
 
     Parameters
     ----------
@@ -120,9 +119,8 @@ def at_sigma_hessian(dev: Deviance, phi: np.ndarray) -> np.ndarray:
     phi = np.asarray(phi, dtype=float)
     theta, sigma = phi[:-1], phi[-1]
     d = _parts(dev, theta)
-    n = dev.n - (dev.p if dev.reml else 0)
     H = np.empty((phi.size, phi.size))
     H[:-1, :-1] = d["ld_kl"] + d["r2_kl"] / sigma**2
     H[:-1, -1] = H[-1, :-1] = -2 * d["r2_k"] / sigma**3
-    H[-1, -1] = 6 * d["r2"] / sigma**4 - 2 * n / sigma**2
+    H[-1, -1] = 6 * d["r2"] / sigma**4 - 2 * dev.dof / sigma**2
     return H
